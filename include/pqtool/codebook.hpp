@@ -1,0 +1,37 @@
+// A scalar quantizer codebook: sorted reconstruction levels and the decision thresholds between
+// them (nearest-level rule: thresholds at midpoints). Immutable once built; encode/decode are
+// const and cheap.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace pqtool {
+
+class Codebook {
+ public:
+  Codebook() = default;
+  /// Builds from levels; sorts them and sets thresholds at the midpoints. Levels must be finite
+  /// and non-empty; equal levels are allowed (a sample with fewer distinct values than levels).
+  explicit Codebook(std::vector<double> levels);
+
+  std::size_t size() const { return levels_.size(); }
+  std::span<const double> levels() const { return levels_; }
+  std::span<const double> thresholds() const { return thresholds_; }  ///< size() − 1 values
+  double clip_min() const { return levels_.front(); }
+  double clip_max() const { return levels_.back(); }
+
+  /// Index of the nearest level (ties go to the lower level). O(log size).
+  std::uint32_t encode(double x) const;
+  double decode(std::uint32_t code) const { return levels_[code]; }
+
+  /// Encodes a whole span (same result as encode() per element).
+  void encode(std::span<const float> values, std::span<std::uint32_t> codes) const;
+
+ private:
+  std::vector<double> levels_;
+  std::vector<double> thresholds_;
+};
+
+}  // namespace pqtool

@@ -1,0 +1,44 @@
+// Lloyd–Max scalar quantizers (Lloyd 1982, Max 1960). Alternate two optimality conditions until
+// the levels stop moving: thresholds at midpoints of adjacent levels, levels at the conditional
+// mean of their cell. For a fitted pdf the conditional means are closed form; on data they are
+// cell averages taken from a SortedSample's prefix sums.
+#pragma once
+
+#include <vector>
+
+#include "pqtool/codebook.hpp"
+#include "pqtool/fit.hpp"
+#include "pqtool/sample.hpp"
+
+namespace pqtool {
+
+constexpr int kDefaultLloydMaxIterations = 1000;
+constexpr double kDefaultLloydMaxTolerance = 1e-10;
+
+struct LloydMaxParams {
+  int bits = 4;                                   ///< 2^bits levels, bits in [1, 8]
+  int max_iterations = kDefaultLloydMaxIterations;///< iteration cap
+  double tolerance = kDefaultLloydMaxTolerance;   ///< stop when relative MSE decrease < tolerance
+};
+
+struct LloydMaxResult {
+  Codebook codebook;
+  int iterations = 0;
+  bool converged = false;
+  double mse = 0.0;                  ///< final mean squared error (pdf: expected; data: sample)
+  std::vector<double> mse_history;   ///< MSE after each iteration
+};
+
+/// Lloyd–Max levels for a Gaussian or Laplace density (the parametric, data-free solution).
+/// Solved once for the unit-variance density and scaled by σ and shifted by the location.
+LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const LloydMaxParams& lp);
+
+/// Lloyd iterations on the sample, starting from `initial`. Exact: cells are index ranges of the
+/// sorted sample, so the iteration stops when the partition is a fixed point.
+LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
+                                    const LloydMaxParams& lp);
+
+/// Sample MSE of quantizing every value of `sample` with `codebook` (nearest level).
+double codebook_mse(const SortedSample& sample, const Codebook& codebook);
+
+}  // namespace pqtool

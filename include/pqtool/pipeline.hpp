@@ -1,0 +1,42 @@
+// The quantization pipeline: the only place that knows the order of the stages.
+//   load -> discover -> plan -> (read, fit, solve, encode) per tensor -> rewrite -> save -> report
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "pqtool/lloyd_max.hpp"
+#include "pqtool/plan.hpp"
+#include "pqtool/report.hpp"
+#include "pqtool/rewrite.hpp"
+
+namespace pqtool {
+
+struct QuantizeJob {
+  std::filesystem::path input;
+  std::filesystem::path output;       ///< ignored with dry_run
+  PlanOptions plan;                    ///< bits, method, selection
+  Format format = Format::kLut;        ///< how quantized weights are stored
+  LloydMaxParams lloyd;                ///< solver iteration cap and tolerance
+  int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
+  bool force = false;                  ///< overwrite an existing output
+  bool dry_run = false;                ///< plan, quantize and report, but write no model
+};
+
+/// Progress events for the CLI's display (the library never prints).
+struct Progress {
+  std::string model;
+  std::size_t tensors_done = 0;
+  std::size_t tensors_total = 0;
+  std::string stage;                   ///< "load", "quantize", "write", "done"
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+/// Quantizes one model. Throws pqtool::Error; never leaves a partial output.
+ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress = {});
+
+/// Hardware threads, at least 1.
+int default_thread_count();
+
+}  // namespace pqtool

@@ -1,0 +1,88 @@
+// Quantizing one tensor: statistics, fit, solve, encode and the error it leaves. This is the
+// numeric layer's entry point; it knows nothing of ONNX. One table of methods feeds both the
+// command line's choices and the dispatch in quantize_tensor().
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "pqtool/codebook.hpp"
+#include "pqtool/fit.hpp"
+#include "pqtool/lloyd_max.hpp"
+#include "pqtool/stats.hpp"
+
+namespace pqtool {
+
+enum class Method {
+  kAuto,        ///< the best available method (today: lloyd-max)
+  kLloydMax,    ///< fitted-pdf Lloyd–Max levels refined by Lloyd iterations on the weights
+  kParametric,  ///< the fitted-pdf Lloyd–Max levels alone (data-free, analytical)
+};
+
+struct MethodInfo {
+  Method method;
+  std::string_view name;
+  std::string_view summary;
+};
+
+inline constexpr std::array<MethodInfo, 3> kMethods{{
+    {Method::kAuto, "auto", "best available method for each tensor (currently lloyd-max)"},
+    {Method::kLloydMax, "lloyd-max", "KS-fitted Gaussian/Laplace Lloyd-Max levels refined on the weights"},
+    {Method::kParametric, "parametric", "KS-fitted Gaussian/Laplace Lloyd-Max levels alone (data-free)"},
+}};
+
+std::string_view to_string(Method m);
+std::optional<Method> parse_method(std::string_view name);
+
+/// Precision in which codebook levels are stored in the output (that of the original weight),
+/// so the reported error is the error of what a runtime will actually compute.
+enum class LevelPrecision { kFloat32, kFloat16, kBFloat16, kFloat64 };
+
+/// Rounds a value to what `precision` stores.
+double round_to_precision(double x, LevelPrecision precision);
+
+struct QuantizeParams {
+  Method method = Method::kAuto;                    ///< how levels are chosen
+  int bits = 4;                                     ///< 2^bits levels, 1..8
+  LloydMaxParams lloyd;                             ///< iteration cap and tolerance (bits is overwritten)
+  LevelPrecision precision = LevelPrecision::kFloat32;  ///< storage precision of the levels
+};
+
+/// Error of a reconstruction against the original values.
+struct ErrorStats {
+  double sum_squares_signal = 0.0;  ///< Σw²
+  double sum_squares_error = 0.0;   ///< Σ(w − ŵ)²
+  double max_abs_error = 0.0;
+  std::size_t count = 0;
+
+  double mse() const { return count ? sum_squares_error / static_cast<double>(count) : 0.0; }
+  /// 10·log10(Σw² / Σ(w − ŵ)²); +∞ when the reconstruction is exact.
+  double sqnr_db() const;
+};
+
+ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed);
+
+struct TensorQuantization {
+  Method method = Method::kLloydMax;  ///< the method that produced the codebook (auto resolved)
+  int bits = 4;
+  SummaryStats stats;
+  Fit fit;
+  Codebook codebook;                  ///< levels as stored (rounded to the storage precision)
+  std::vector<std::uint8_t> codes;    ///< one code per value, in the input order
+  int iterations = 0;                 ///< Lloyd iterations on the data (0 for parametric)
+  bool converged = true;
+  ErrorStats error;                   ///< of decode(codes) against the input
+  double parametric_mse = 0.0;        ///< sample MSE of the fitted-pdf codebook (evidence)
+};
+
+/// Quantizes a non-empty span of finite values with one codebook.
+TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params);
+
+/// decode(codes) as floats.
+std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uint8_t> codes);
+
+}  // namespace pqtool

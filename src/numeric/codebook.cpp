@@ -1,0 +1,44 @@
+// Codebook: a scalar quantizer given by sorted reconstruction levels; the decision thresholds
+// are the midpoints of adjacent levels (the nearest-neighbour condition of Lloyd 1982 / Max 1960).
+//
+// Encoding rule: code(x) = number of thresholds strictly below x, found by binary search. A
+// value exactly on a threshold therefore goes to the lower level. Every part of pqtool that
+// partitions values into cells (the data Lloyd solver, codebook_mse) uses this same rule on
+// these same stored thresholds, so the cells they reason about are exactly the codes produced.
+#include "pqtool/codebook.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "pqtool/error.hpp"
+
+namespace pqtool {
+
+Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
+  PQ_CHECK(!levels_.empty(), ErrorCode::kBadUsage, "codebook: no levels");
+  for (std::size_t i = 0; i < levels_.size(); ++i) {
+    PQ_CHECK(std::isfinite(levels_[i]), ErrorCode::kBadUsage, "codebook: level {} is not finite ({})",
+             i, levels_[i]);
+  }
+  std::sort(levels_.begin(), levels_.end());
+  thresholds_.resize(levels_.size() - 1);
+  for (std::size_t i = 0; i + 1 < levels_.size(); ++i) {
+    // std::midpoint is exact-then-rounded and cannot overflow; it lies in [l_i, l_{i+1}].
+    thresholds_[i] = std::midpoint(levels_[i], levels_[i + 1]);
+  }
+}
+
+std::uint32_t Codebook::encode(double x) const {
+  PQ_ASSERT(!levels_.empty());
+  const auto it = std::lower_bound(thresholds_.begin(), thresholds_.end(), x);
+  return static_cast<std::uint32_t>(it - thresholds_.begin());
+}
+
+void Codebook::encode(std::span<const float> values, std::span<std::uint32_t> codes) const {
+  PQ_CHECK(values.size() == codes.size(), ErrorCode::kInternal,
+           "codebook: {} values but {} codes", values.size(), codes.size());
+  for (std::size_t i = 0; i < values.size(); ++i) codes[i] = encode(static_cast<double>(values[i]));
+}
+
+}  // namespace pqtool

@@ -1,0 +1,548 @@
+// Lloyd–Max scalar quantizers: the fixed-rate quantizer whose levels and thresholds satisfy
+// both necessary conditions for minimum mean squared error (Lloyd 1982, "Least squares
+// quantization in PCM"; Max 1960, "Quantizing for minimum distortion"):
+//   (a) nearest neighbour: each threshold is the midpoint of its two adjacent levels;
+//   (b) centroid: each level is the conditional mean of the values in its cell.
+// Lloyd's "Method I" alternates (a) and (b); each half-step cannot increase the distortion.
+//
+// Parametric solution (solve_lloyd_max_pdf): for the unit-variance Gaussian and Laplace
+// densities, which are symmetric and log-concave, so the Lloyd–Max quantizer is unique
+// (Fleischer 1964; Trushkin 1982) and symmetric. We solve for the positive half only (threshold
+// 0 in the middle, 2^(bits−1) levels on x > 0), which makes the symmetry exact. Conditional means
+// are closed form: Gaussian E[X | a<X≤b] = (φ(a) − φ(b)) / (Q(a) − Q(b)); Laplace, by the
+// memorylessness of the exponential, a + 1/λ − w/(e^{λw} − 1) for a cell of width w. The
+// distortion of a bounded cell is a 20-point Gauss–Legendre integral (exact to rounding for
+// these smooth integrands, free of the cancellation of the closed-form moment expansion); the
+// two unbounded outer cells use closed forms. Solutions are cached per (distribution, bits).
+//
+// Data solution (solve_lloyd_max_data): Lloyd iterations on a SortedSample. Cells are index
+// ranges of the sorted values found by binary search on the thresholds, cell means come from
+// prefix sums, so an iteration costs O(levels · log n) rather than a pass over the data.
+#include "pqtool/lloyd_max.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <numbers>
+#include <numeric>
+
+#include "pqtool/error.hpp"
+
+namespace pqtool {
+namespace {
+
+constexpr int kMinBits = 1;
+constexpr int kMaxBits = 8;
+constexpr int kDistributionCount = 2;
+/// The parametric solution is iterated until no level moves more than this (unit variance).
+constexpr double kPdfLevelTolerance = 1e-12;
+/// Iteration cap for the parametric solution (Newton-accelerated, it needs a few dozen).
+constexpr int kPdfMaxIterations = 100'000;
+constexpr int kQuadraturePoints = 20;
+constexpr int kLegendreNewtonSteps = 100;
+constexpr double kLegendreRootTolerance = 1e-15;
+/// Upper end of the bracket when inverting a tail probability by bisection (unit variance).
+constexpr double kInverseBracket = 40.0;
+constexpr int kBisectionSteps = 200;
+/// Panter–Dite (1951): the asymptotically optimal point density is proportional to p^(1/3).
+constexpr double kCompanderExponentInverse = 3.0;
+constexpr double kHalf = 0.5;
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+void check_bits(int bits) {
+  PQ_CHECK(bits >= kMinBits && bits <= kMaxBits, ErrorCode::kBadUsage,
+           "lloyd-max: bits must be in [{}, {}], got {}", kMinBits, kMaxBits, bits);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gauss–Legendre quadrature on [−1, 1], nodes found by Newton's method on P_n (Numerical
+// Recipes `gauleg`). Computed once.
+struct Quadrature {
+  std::array<double, kQuadraturePoints> nodes{};
+  std::array<double, kQuadraturePoints> weights{};
+};
+
+const Quadrature& gauss_legendre() {
+  static const Quadrature q = [] {
+    Quadrature r;
+    constexpr int n = kQuadraturePoints;
+    const double nd = static_cast<double>(n);
+    for (int i = 0; i < (n + 1) / 2; ++i) {
+      // Chebyshev-like initial guess for the i-th root, then Newton steps on P_n.
+      double z = std::cos(std::numbers::pi * (static_cast<double>(i) + 0.75) / (nd + kHalf));
+      double dp = 1.0;
+      for (int step = 0; step < kLegendreNewtonSteps; ++step) {
+        // Step 1: P_n(z) and P_{n−1}(z) by the three-term recurrence.
+        double p0 = 1.0;
+        double p1 = 0.0;
+        for (int j = 1; j <= n; ++j) {
+          const double jd = static_cast<double>(j);
+          const double p2 = p1;
+          p1 = p0;
+          p0 = ((2.0 * jd - 1.0) * z * p1 - (jd - 1.0) * p2) / jd;
+        }
+        // Step 2: P_n'(z) and the Newton update.
+        dp = nd * (z * p0 - p1) / (z * z - 1.0);
+        const double dz = p0 / dp;
+        z -= dz;
+        if (std::abs(dz) < kLegendreRootTolerance) break;
+      }
+      const auto lo = static_cast<std::size_t>(i);
+      const auto hi = static_cast<std::size_t>(n - 1 - i);
+      r.nodes[lo] = -z;
+      r.nodes[hi] = z;
+      r.weights[lo] = 2.0 / ((1.0 - z * z) * dp * dp);
+      r.weights[hi] = r.weights[lo];
+    }
+    return r;
+  }();
+  return q;
+}
+
+template <typename F>
+double integrate(F&& f, double a, double b) {
+  const Quadrature& q = gauss_legendre();
+  const double half_width = kHalf * (b - a);
+  const double centre = kHalf * (a + b);
+  double sum = 0.0;
+  for (std::size_t i = 0; i < q.nodes.size(); ++i) sum += q.weights[i] * f(centre + half_width * q.nodes[i]);
+  return half_width * sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The positive half (x ≥ 0) of a unit-variance symmetric density. Cells are [a, b] with
+// 0 ≤ a < b ≤ ∞; the unnormalised mass, centroid and distortion are over that half-line piece.
+class HalfDensity {
+ public:
+  explicit HalfDensity(Distribution d) : d_(d) {}
+
+  double pdf(double x) const {
+    return d_ == Distribution::kGaussian ? std::exp(-kHalf * x * x) / std::sqrt(2.0 * std::numbers::pi)
+                                         : kHalf * kLaplaceRate * std::exp(-kLaplaceRate * x);
+  }
+
+  /// P(X > x) for x ≥ 0.
+  double tail(double x) const {
+    return d_ == Distribution::kGaussian ? kHalf * std::erfc(x / std::numbers::sqrt2)
+                                         : kHalf * std::exp(-kLaplaceRate * x);
+  }
+
+  /// P(a < X ≤ b) for 0 ≤ a < b ≤ ∞, as a difference of upper tails (accurate far out).
+  double mass(double a, double b) const {
+    if (std::isinf(b)) return tail(a);
+    if (d_ == Distribution::kLaplace) return -tail(a) * std::expm1(-kLaplaceRate * (b - a));
+    return tail(a) - tail(b);
+  }
+
+  /// E[X | a < X ≤ b] (closed form).
+  double centroid(double a, double b) const {
+    if (d_ == Distribution::kLaplace) {
+      // Memoryless: X − a given X > a is exponential with rate λ, truncated at width w.
+      const double inv_rate = 1.0 / kLaplaceRate;
+      if (std::isinf(b)) return a + inv_rate;
+      const double w = b - a;
+      return a + inv_rate - w / std::expm1(kLaplaceRate * w);
+    }
+    // Gaussian: ∫ x φ = −φ, so the first moment is φ(a) − φ(b); the mass is a difference of
+    // upper tails (both small in the tail, so no digits are lost to 1 − Φ).
+    const double cell_mass = mass(a, b);
+    if (!(cell_mass > 0.0)) return std::isinf(b) ? a : kHalf * (a + b);  // underflow far out
+    const double moment = pdf(a) - (std::isinf(b) ? 0.0 : pdf(b));
+    return std::clamp(moment / cell_mass, a, b);
+  }
+
+  /// ∫_a^b (x − y)² p(x) dx.
+  double distortion(double a, double b, double y) const {
+    if (!std::isinf(b)) {
+      return integrate([&](double x) { return (x - y) * (x - y) * pdf(x); }, a, b);
+    }
+    if (d_ == Distribution::kLaplace) {
+      // ½ e^{−λa} E[(U − d)²], U ~ Exp(λ), d = y − a: variance 1/λ² plus squared bias.
+      const double inv_rate = 1.0 / kLaplaceRate;
+      const double d = y - a;
+      return tail(a) * ((d - inv_rate) * (d - inv_rate) + inv_rate * inv_rate);
+    }
+    // Gaussian: ∫_a^∞ (x − y)² φ = (1 + y²) Q(a) − (2y − a) φ(a)  (by parts, ∫ x² φ = −xφ + Φ).
+    return std::max(0.0, (1.0 + y * y) * tail(a) - (2.0 * y - a) * pdf(a));
+  }
+
+  /// Positive-half quantile of the compander density ∝ p^(1/3), for initial levels:
+  /// returns z ≥ 0 with P(|Y| ≤ z) = u for Y distributed as p^(1/3) normalised.
+  double compander_quantile(double u) const {
+    if (d_ == Distribution::kLaplace) {
+      // p^(1/3) is Laplace with rate λ/3; |Y| is exponential with that rate.
+      return -kCompanderExponentInverse / kLaplaceRate * std::log1p(-u);
+    }
+    // p^(1/3) is Gaussian with variance 3; solve Q(z/√3) = (1 − u)/2 by bisection.
+    const double target = kHalf * (1.0 - u);
+    double lo = 0.0;
+    double hi = kInverseBracket;
+    for (int step = 0; step < kBisectionSteps && hi - lo > 0.0; ++step) {
+      const double mid = kHalf * (lo + hi);
+      (tail(mid) > target ? lo : hi) = mid;
+    }
+    return std::sqrt(kCompanderExponentInverse) * kHalf * (lo + hi);
+  }
+
+ private:
+  static constexpr double kLaplaceRate = std::numbers::sqrt2;  ///< unit variance: b = 1/√2
+  Distribution d_;
+};
+
+/// Full-line distortion of the symmetric quantizer with positive levels y (sorted), cells
+/// [t_{k−1}, t_k] on the positive half given by `thresholds` (t_0 = 0, t_K = ∞).
+double symmetric_distortion(const HalfDensity& density, const std::vector<double>& levels,
+                            const std::vector<double>& thresholds) {
+  double half = 0.0;
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    half += density.distortion(thresholds[k], thresholds[k + 1], levels[k]);
+  }
+  return 2.0 * half;
+}
+
+void set_half_thresholds(const std::vector<double>& levels, std::vector<double>& thresholds) {
+  thresholds.front() = 0.0;
+  for (std::size_t k = 0; k + 1 < levels.size(); ++k) thresholds[k + 1] = std::midpoint(levels[k], levels[k + 1]);
+  thresholds.back() = kInfinity;
+}
+
+struct UnitSolution {
+  std::vector<double> levels;  ///< full line, sorted, exactly symmetric
+  double mse = 0.0;
+  int iterations = 0;
+  bool converged = false;
+  std::vector<double> mse_history;
+};
+
+/// Centroids of the cells of positive levels y (cells from their midpoints); returns the
+/// fixed-point residual max_k |c_k − y_k|.
+double half_centroids(const HalfDensity& density, const std::vector<double>& levels,
+                      std::vector<double>& thresholds, std::vector<double>& centroids) {
+  set_half_thresholds(levels, thresholds);
+  double residual = 0.0;
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    centroids[k] = density.centroid(thresholds[k], thresholds[k + 1]);
+    residual = std::max(residual, std::abs(centroids[k] - levels[k]));
+  }
+  return residual;
+}
+
+/// One Newton step on the Lloyd–Max conditions F(y) = y − c(t(y)) = 0. The Jacobian is
+/// tridiagonal because c_k depends only on its two thresholds, themselves midpoints:
+///   ∂c_k/∂t_{k−1} = p(t_{k−1})(c_k − t_{k−1})/P_k,  ∂c_k/∂t_k = p(t_k)(t_k − c_k)/P_k,
+/// with P_k the cell's mass and ∂t/∂y = ½. Solved by the Thomas algorithm. Returns false if
+/// a pivot vanishes (the caller then takes a plain Lloyd step).
+bool newton_step(const HalfDensity& density, const std::vector<double>& levels,
+                 const std::vector<double>& thresholds, const std::vector<double>& centroids,
+                 std::vector<double>& out) {
+  const std::size_t n = levels.size();
+  std::vector<double> sub(n, 0.0);
+  std::vector<double> diag(n, 1.0);
+  std::vector<double> sup(n, 0.0);
+  std::vector<double> rhs(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const double mass = density.mass(thresholds[k], thresholds[k + 1]);
+    if (!(mass > 0.0)) return false;
+    const double c = centroids[k];
+    if (k > 0) {
+      const double t = thresholds[k];
+      const double alpha = density.pdf(t) * (c - t) / mass;
+      sub[k] = -kHalf * alpha;
+      diag[k] -= kHalf * alpha;
+    }
+    if (k + 1 < n) {
+      const double t = thresholds[k + 1];
+      const double beta = density.pdf(t) * (t - c) / mass;
+      sup[k] = -kHalf * beta;
+      diag[k] -= kHalf * beta;
+    }
+    rhs[k] = c - levels[k];  // −F_k
+  }
+  // Thomas algorithm: forward elimination, then back substitution.
+  for (std::size_t k = 1; k < n; ++k) {
+    if (diag[k - 1] == 0.0) return false;
+    const double m = sub[k] / diag[k - 1];
+    diag[k] -= m * sup[k - 1];
+    rhs[k] -= m * rhs[k - 1];
+  }
+  if (diag[n - 1] == 0.0) return false;
+  out.resize(n);
+  out[n - 1] = rhs[n - 1] / diag[n - 1];
+  for (std::size_t k = n - 1; k-- > 0;) out[k] = (rhs[k] - sup[k] * out[k + 1]) / diag[k];
+  for (std::size_t k = 0; k < n; ++k) out[k] += levels[k];
+  // A usable step keeps the levels positive and strictly increasing.
+  if (!(out[0] > 0.0)) return false;
+  for (std::size_t k = 1; k < n; ++k) {
+    if (!(out[k] > out[k - 1]) || !std::isfinite(out[k])) return false;
+  }
+  return true;
+}
+
+UnitSolution solve_unit(Distribution distribution, int bits) {
+  const HalfDensity density(distribution);
+  const std::size_t half_count = std::size_t{1} << (bits - 1);
+  const double half_count_d = static_cast<double>(half_count);
+
+  // Start from the Panter–Dite compander: levels at the cell centres of p^(1/3)'s quantiles.
+  std::vector<double> levels(half_count);
+  for (std::size_t k = 0; k < half_count; ++k) {
+    levels[k] = density.compander_quantile((static_cast<double>(k) + kHalf) / half_count_d);
+  }
+  std::vector<double> thresholds(half_count + 1);
+  std::vector<double> centroids(half_count);
+  std::vector<double> candidate(half_count);
+  std::vector<double> candidate_thresholds(half_count + 1);
+  std::vector<double> candidate_centroids(half_count);
+
+  UnitSolution s;
+  for (int it = 1; it <= kPdfMaxIterations; ++it) {
+    // Step 1: Lloyd's step: thresholds at midpoints, centroids of the cells, and the distance
+    // of the current levels from being a fixed point.
+    const double residual = half_centroids(density, levels, thresholds, centroids);
+    // Step 2: Lloyd converges only linearly (slowly for many levels), so also try a Newton step
+    // and keep it when it is a valid quantizer closer to the fixed point; else take Lloyd's.
+    const bool use_newton =
+        newton_step(density, levels, thresholds, centroids, candidate) &&
+        half_centroids(density, candidate, candidate_thresholds, candidate_centroids) < residual;
+    const std::vector<double>& next = use_newton ? candidate : centroids;
+    double max_change = 0.0;
+    for (std::size_t k = 0; k < half_count; ++k) max_change = std::max(max_change, std::abs(next[k] - levels[k]));
+    levels = next;
+    // Step 3: record the distortion of the new quantizer (levels with their own thresholds).
+    set_half_thresholds(levels, thresholds);
+    s.mse_history.push_back(symmetric_distortion(density, levels, thresholds));
+    s.iterations = it;
+    // Step 4: stop when no level moves any more.
+    if (max_change < kPdfLevelTolerance) {
+      s.converged = true;
+      break;
+    }
+  }
+
+  s.mse = s.mse_history.back();
+  s.levels.resize(2 * half_count);
+  for (std::size_t k = 0; k < half_count; ++k) {
+    s.levels[half_count + k] = levels[k];
+    s.levels[half_count - 1 - k] = -levels[k];
+  }
+  return s;
+}
+
+const UnitSolution& cached_unit_solution(Distribution distribution, int bits) {
+  constexpr std::size_t kEntries = static_cast<std::size_t>(kDistributionCount * (kMaxBits + 1));
+  struct Cache {
+    std::array<std::once_flag, kEntries> once;
+    std::array<UnitSolution, kEntries> solutions;
+  };
+  static Cache cache;
+  const std::size_t index = static_cast<std::size_t>(distribution == Distribution::kGaussian ? 0 : 1) *
+                                static_cast<std::size_t>(kMaxBits + 1) +
+                            static_cast<std::size_t>(bits);
+  std::call_once(cache.once[index], [&] { cache.solutions[index] = solve_unit(distribution, bits); });
+  return cache.solutions[index];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data Lloyd helpers. A cell is an index range [begin, end) of the sorted sample.
+struct Cell {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  bool empty() const { return begin == end; }
+};
+
+/// Mean of a non-empty cell, clamped into the cell's value range so that rounding can never
+/// order the levels of two adjacent cells wrongly.
+double cell_mean(const SortedSample& s, const Cell& c) {
+  const double mean = s.sum(c.begin, c.end) / static_cast<double>(c.end - c.begin);
+  return std::clamp(mean, static_cast<double>(s[c.begin]), static_cast<double>(s[c.end - 1]));
+}
+
+/// Σ (x − mean)² over a cell, from prefix sums (used to rank cells and for the history).
+double cell_sse(const SortedSample& s, const Cell& c) {
+  if (c.empty()) return 0.0;
+  const double sum = s.sum(c.begin, c.end);
+  const double sse = s.sum_squares(c.begin, c.end) - sum * sum / static_cast<double>(c.end - c.begin);
+  return std::max(0.0, sse);
+}
+
+/// The cells of `codebook` on the sample: value x goes to code = #{thresholds < x}, exactly as
+/// Codebook::encode, so cell k is [upper_bound(t_{k−1}), upper_bound(t_k)).
+std::vector<Cell> partition(const SortedSample& s, const Codebook& codebook) {
+  const auto thresholds = codebook.thresholds();
+  std::vector<Cell> cells(codebook.size());
+  std::size_t begin = 0;
+  for (std::size_t k = 0; k < cells.size(); ++k) {
+    const std::size_t end = k < thresholds.size() ? s.upper_bound(thresholds[k]) : s.size();
+    cells[k] = {begin, end};
+    begin = end;
+  }
+  return cells;
+}
+
+/// Gives every empty cell a share of the data: repeatedly split the cell with the largest
+/// squared error (among those holding at least two distinct values) at its mean. Splitting a
+/// cell into two at any point never increases the error, so Lloyd's descent is preserved.
+/// Requires more distinct values than cells. Returns the cells sorted by position.
+std::vector<Cell> fill_empty_cells(const SortedSample& s, std::vector<Cell> cells) {
+  std::vector<Cell> filled;
+  filled.reserve(cells.size());
+  std::size_t empty_count = 0;
+  for (const Cell& c : cells) {
+    if (c.empty()) {
+      ++empty_count;
+    } else {
+      filled.push_back(c);
+    }
+  }
+  for (std::size_t e = 0; e < empty_count; ++e) {
+    // Step 1: the splittable cell with the largest squared error (first one on ties).
+    std::size_t best = filled.size();
+    double best_sse = -1.0;
+    for (std::size_t k = 0; k < filled.size(); ++k) {
+      const Cell& c = filled[k];
+      if (s[c.begin] == s[c.end - 1]) continue;
+      const double sse = cell_sse(s, c);
+      if (sse > best_sse) {
+        best_sse = sse;
+        best = k;
+      }
+    }
+    PQ_ASSERT(best < filled.size());
+    // Step 2: split it at its mean: values ≤ mean stay, values > mean form the new cell. The
+    // mean of a cell with two distinct values lies in [min, max); should rounding put it at the
+    // max, split at the midpoint of the range instead (strictly inside, exact in double).
+    const Cell c = filled[best];
+    const auto split_at = [&](double x) {
+      const auto first = s.values().begin();
+      const auto it = std::upper_bound(first + static_cast<std::ptrdiff_t>(c.begin),
+                                       first + static_cast<std::ptrdiff_t>(c.end), x,
+                                       [](double t, float v) { return t < static_cast<double>(v); });
+      return static_cast<std::size_t>(it - first);
+    };
+    std::size_t split = split_at(cell_mean(s, c));
+    if (split == c.begin || split == c.end) {
+      split = split_at(std::midpoint(static_cast<double>(s[c.begin]), static_cast<double>(s[c.end - 1])));
+    }
+    PQ_ASSERT(split > c.begin && split < c.end);
+    filled[best] = {c.begin, split};
+    filled.insert(filled.begin() + static_cast<std::ptrdiff_t>(best + 1), Cell{split, c.end});
+  }
+  return filled;
+}
+
+bool same_partition(const std::vector<Cell>& a, const std::vector<Cell>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const Cell& x, const Cell& y) { return x.begin == y.begin && x.end == y.end; });
+}
+
+}  // namespace
+
+LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const LloydMaxParams& lp) {
+  check_bits(lp.bits);
+  PQ_CHECK(std::isfinite(params.location) && std::isfinite(params.scale) && params.scale >= 0.0,
+           ErrorCode::kBadUsage, "lloyd-max: invalid distribution parameters (location {}, scale {})",
+           params.location, params.scale);
+  const UnitSolution& unit = cached_unit_solution(params.distribution, lp.bits);
+  const double sigma = params.stddev();
+  const double variance = sigma * sigma;
+
+  LloydMaxResult r;
+  std::vector<double> levels(unit.levels.size());
+  for (std::size_t i = 0; i < levels.size(); ++i) levels[i] = unit.levels[i] * sigma + params.location;
+  r.codebook = Codebook(std::move(levels));
+  r.iterations = unit.iterations;
+  r.converged = unit.converged;
+  r.mse = unit.mse * variance;
+  r.mse_history.reserve(unit.mse_history.size());
+  for (const double m : unit.mse_history) r.mse_history.push_back(m * variance);
+  return r;
+}
+
+LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
+                                    const LloydMaxParams& lp) {
+  PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "lloyd-max: empty sample");
+  PQ_CHECK(initial.size() > 0, ErrorCode::kBadUsage, "lloyd-max: empty initial codebook");
+  PQ_CHECK(lp.max_iterations >= 0 && lp.tolerance >= 0.0, ErrorCode::kBadUsage,
+           "lloyd-max: max_iterations ({}) and tolerance ({}) must be non-negative", lp.max_iterations,
+           lp.tolerance);
+  const std::size_t level_count = initial.size();
+  const double inv_n = 1.0 / static_cast<double>(sample.size());
+  LloydMaxResult r;
+
+  // Degenerate: no more distinct values than levels. Each value gets its own level (the
+  // remaining levels duplicate the largest value) and the quantizer is lossless.
+  if (sample.distinct_count() <= level_count) {
+    std::vector<double> levels;
+    levels.reserve(level_count);
+    for (std::size_t i = 0; i < sample.size(); ++i) {
+      if (i == 0 || sample[i] != sample[i - 1]) levels.push_back(static_cast<double>(sample[i]));
+    }
+    levels.resize(level_count, static_cast<double>(sample.max()));
+    r.codebook = Codebook(std::move(levels));
+    r.converged = true;
+    r.mse = codebook_mse(sample, r.codebook);
+    return r;
+  }
+
+  Codebook codebook = initial;
+  std::vector<Cell> cells = partition(sample, codebook);
+  std::vector<double> levels(level_count);
+  for (int it = 1; it <= lp.max_iterations; ++it) {
+    // Step 1: give empty cells data by splitting the worst cells (no-op when none is empty).
+    cells = fill_empty_cells(sample, std::move(cells));
+    // Step 2: centroid condition: each level is the mean of its cell (O(1) by prefix sums).
+    double sse = 0.0;
+    for (std::size_t k = 0; k < level_count; ++k) {
+      levels[k] = cell_mean(sample, cells[k]);
+      sse += cell_sse(sample, cells[k]);
+    }
+    // Step 3: record the error of these levels on these cells; Lloyd's descent makes this
+    // non-increasing (up to the rounding of the prefix-sum differences).
+    const double mse = sse * inv_n;
+    r.mse_history.push_back(mse);
+    r.iterations = it;
+    // Step 4: nearest-neighbour condition: re-partition by the new thresholds (O(levels·log n)).
+    codebook = Codebook(levels);
+    std::vector<Cell> next = partition(sample, codebook);
+    // Step 5: stop at a fixed point of the partition (the levels are then the centroids of
+    // their own cells), or when the relative decrease of the error falls below the tolerance.
+    const bool fixed_point = same_partition(cells, next);
+    cells = std::move(next);
+    bool small_decrease = false;
+    if (r.mse_history.size() >= 2) {
+      const double previous = r.mse_history[r.mse_history.size() - 2];
+      small_decrease = previous - mse < lp.tolerance * previous;
+    }
+    if (fixed_point || small_decrease || mse <= 0.0) {
+      r.converged = true;
+      break;
+    }
+  }
+
+  r.codebook = std::move(codebook);
+  // The reported error is measured directly on the returned codebook, not from prefix sums.
+  r.mse = codebook_mse(sample, r.codebook);
+  return r;
+}
+
+double codebook_mse(const SortedSample& sample, const Codebook& codebook) {
+  PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "codebook_mse: empty sample");
+  PQ_CHECK(codebook.size() > 0, ErrorCode::kBadUsage, "codebook_mse: empty codebook");
+  const auto levels = codebook.levels();
+  const auto thresholds = codebook.thresholds();
+  double sse = 0.0;
+  std::size_t i = 0;
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    // Same cell rule as Codebook::encode: values in (t_{k−1}, t_k] go to level k.
+    const std::size_t end = k < thresholds.size() ? sample.upper_bound(thresholds[k]) : sample.size();
+    for (; i < end; ++i) {
+      const double e = static_cast<double>(sample[i]) - levels[k];
+      sse += e * e;
+    }
+  }
+  return sse / static_cast<double>(sample.size());
+}
+
+}  // namespace pqtool

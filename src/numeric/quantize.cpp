@@ -1,0 +1,107 @@
+// Per-tensor quantization: sort once, fit, solve the codebook with the chosen method, round the
+// levels to the precision they are stored in, encode, and measure the error of exactly what a
+// runtime will reconstruct.
+#include "pqtool/quantize.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "pqtool/error.hpp"
+#include "pqtool/half.hpp"
+#include "pqtool/sample.hpp"
+
+namespace pqtool {
+
+std::string_view to_string(Method m) {
+  for (const MethodInfo& info : kMethods) {
+    if (info.method == m) return info.name;
+  }
+  PQ_ASSERT(false);
+  return {};
+}
+
+std::optional<Method> parse_method(std::string_view name) {
+  for (const MethodInfo& info : kMethods) {
+    if (info.name == name) return info.method;
+  }
+  return std::nullopt;
+}
+
+double round_to_precision(double x, LevelPrecision precision) {
+  switch (precision) {
+    case LevelPrecision::kFloat32: return static_cast<double>(static_cast<float>(x));
+    case LevelPrecision::kFloat16: return static_cast<double>(fp16_to_float(float_to_fp16(static_cast<float>(x))));
+    case LevelPrecision::kBFloat16: return static_cast<double>(bf16_to_float(float_to_bf16(static_cast<float>(x))));
+    case LevelPrecision::kFloat64: return x;
+  }
+  PQ_ASSERT(false);
+  return x;
+}
+
+double ErrorStats::sqnr_db() const {
+  if (sum_squares_error == 0.0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(sum_squares_signal / sum_squares_error);
+}
+
+ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed) {
+  PQ_ASSERT(original.size() == reconstructed.size());
+  ErrorStats e;
+  e.count = original.size();
+  for (std::size_t i = 0; i < original.size(); ++i) {
+    const double w = original[i];
+    const double d = w - static_cast<double>(reconstructed[i]);
+    e.sum_squares_signal += w * w;
+    e.sum_squares_error += d * d;
+    e.max_abs_error = std::max(e.max_abs_error, std::abs(d));
+  }
+  return e;
+}
+
+std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uint8_t> codes) {
+  std::vector<float> out(codes.size());
+  for (std::size_t i = 0; i < codes.size(); ++i) out[i] = static_cast<float>(codebook.decode(codes[i]));
+  return out;
+}
+
+TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params) {
+  PQ_CHECK(!values.empty(), ErrorCode::kInternal, "quantize_tensor: empty tensor");
+  PQ_CHECK(params.bits >= 1 && params.bits <= 8, ErrorCode::kBadUsage, "bits must be in [1, 8], got {}",
+           params.bits);
+  TensorQuantization q;
+  q.bits = params.bits;
+  q.method = params.method == Method::kAuto ? Method::kLloydMax : params.method;
+  q.stats = compute_stats(values);
+
+  // 1. Sort once; every later step reads the sorted sample and its prefix sums.
+  const SortedSample sample(values);
+  // 2. Fit Gaussian and Laplace; the smaller KS statistic picks the density.
+  q.fit = fit_distribution(sample);
+  // 3. The data-free Lloyd–Max codebook of the fitted density.
+  LloydMaxParams lp = params.lloyd;
+  lp.bits = params.bits;
+  const LloydMaxResult parametric = solve_lloyd_max_pdf(q.fit.best_params(), lp);
+  q.parametric_mse = codebook_mse(sample, parametric.codebook);
+  Codebook solved = parametric.codebook;
+  // 4. Refine on the weights themselves.
+  if (q.method == Method::kLloydMax) {
+    const LloydMaxResult refined = solve_lloyd_max_data(sample, parametric.codebook, lp);
+    q.iterations = refined.iterations;
+    q.converged = refined.converged;
+    solved = refined.codebook;
+  }
+  // 5. Round the levels to the precision the model stores them in, then encode with the rounded
+  //    levels so the codes pick the nearest level that will really be reconstructed.
+  std::vector<double> stored(solved.levels().begin(), solved.levels().end());
+  for (double& level : stored) level = round_to_precision(level, params.precision);
+  q.codebook = Codebook(std::move(stored));
+  std::vector<std::uint32_t> codes32(values.size());
+  q.codebook.encode(values, codes32);
+  q.codes.resize(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) q.codes[i] = static_cast<std::uint8_t>(codes32[i]);
+  // 6. The error of what a runtime reconstructs.
+  const std::vector<float> reconstructed = dequantize(q.codebook, q.codes);
+  q.error = measure_error(values, reconstructed);
+  return q;
+}
+
+}  // namespace pqtool

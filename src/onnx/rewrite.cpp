@@ -1,0 +1,371 @@
+// Graph rewrite for quantized weights.
+//
+// lut format, for a weight W (shape S, n elements, b bits split into bit planes, see packing.hpp):
+//
+//   Before:   [W: float S] ──> Conv
+//
+//   After:    W.plane0 (uint8) ─Cast(int32)─Gather(T_{w0,s0})─Reshape[-1]─Slice[0,n)─┐
+//             W.plane1 (uint8) ─Cast(int32)─Gather(T_{w1,s1})─Reshape[-1]─Slice[0,n)─Add─┐
+//                                                                                        │
+//             W.codebook [2^b] ────────────────────────────── Gather(codebook, Reshape(codes, S)) ─> W ──> Conv
+//
+// T_{w,s} is a shared int32 table [256, 8/w] per graph that turns a byte into its 8/w codes of w
+// bits, pre-shifted by s; an 8-bit plane needs only the Cast. All ops exist from opset 7, so the
+// model's opset is never raised. Runtimes fold the subgraph into a constant at load time.
+#include "pqtool/rewrite.hpp"
+
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "pqtool/error.hpp"
+#include "pqtool/half.hpp"
+#include "pqtool/packing.hpp"
+
+namespace pqtool {
+namespace {
+
+// Every name in use anywhere in the model, so new names never collide (subgraphs included).
+void collect_names(const onnx::GraphProto& g, std::unordered_set<std::string>& names) {
+  for (const auto& v : g.input()) names.insert(v.name());
+  for (const auto& v : g.output()) names.insert(v.name());
+  for (const auto& v : g.value_info()) names.insert(v.name());
+  for (const auto& t : g.initializer()) names.insert(t.name());
+  for (const auto& node : g.node()) {
+    names.insert(node.name());
+    for (const auto& s : node.input()) names.insert(s);
+    for (const auto& s : node.output()) names.insert(s);
+    for (const auto& attr : node.attribute()) {
+      if (attr.has_g()) collect_names(attr.g(), names);
+      for (const auto& sub : attr.graphs()) collect_names(sub, names);
+    }
+  }
+}
+
+class NameSource {
+ public:
+  explicit NameSource(const onnx::ModelProto& model) { collect_names(model.graph(), used_); }
+  std::string fresh(const std::string& base) {
+    std::string name = base;
+    for (int i = 1; used_.count(name) != 0; ++i) name = fmt::format("{}_{}", base, i);
+    used_.insert(name);
+    return name;
+  }
+
+ private:
+  std::unordered_set<std::string> used_;
+};
+
+onnx::TensorProto make_tensor(const std::string& name, onnx::TensorProto::DataType type,
+                              const std::vector<std::int64_t>& dims, std::string raw) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(type);
+  for (std::int64_t d : dims) t.add_dims(d);
+  t.set_raw_data(std::move(raw));
+  return t;
+}
+
+template <typename T>
+std::string to_raw(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+onnx::TensorProto::DataType onnx_type(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat32: return onnx::TensorProto::FLOAT;
+    case TensorType::kFloat16: return onnx::TensorProto::FLOAT16;
+    case TensorType::kBFloat16: return onnx::TensorProto::BFLOAT16;
+    case TensorType::kFloat64: return onnx::TensorProto::DOUBLE;
+    case TensorType::kOther: break;
+  }
+  PQ_ASSERT(false);
+  return onnx::TensorProto::UNDEFINED;
+}
+
+// Float values in the weight's own element type, as raw little-endian bytes.
+std::string float_raw(std::span<const double> values, TensorType type) {
+  switch (type) {
+    case TensorType::kFloat32: {
+      std::vector<float> v(values.begin(), values.end());
+      return to_raw(v);
+    }
+    case TensorType::kFloat16:
+    case TensorType::kBFloat16: {
+      std::vector<std::uint16_t> v(values.size());
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const auto f = static_cast<float>(values[i]);
+        v[i] = type == TensorType::kFloat16 ? float_to_fp16(f) : float_to_bf16(f);
+      }
+      return to_raw(v);
+    }
+    case TensorType::kFloat64: return to_raw(std::vector<double>(values.begin(), values.end()));
+    case TensorType::kOther: break;
+  }
+  PQ_ASSERT(false);
+  return {};
+}
+
+onnx::NodeProto make_node(const std::string& op, std::vector<std::string> inputs, std::string output,
+                          const std::string& name) {
+  onnx::NodeProto node;
+  node.set_op_type(op);
+  node.set_name(name);
+  for (auto& in : inputs) node.add_input(std::move(in));
+  node.add_output(std::move(output));
+  return node;
+}
+
+void set_int_attr(onnx::NodeProto& node, const std::string& name, std::int64_t value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+
+void set_ints_attr(onnx::NodeProto& node, const std::string& name, const std::vector<std::int64_t>& values) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (auto v : values) a->add_ints(v);
+}
+
+// Edits collected for one graph, applied at the end so node indices used by GraphPaths of other
+// weights stay valid while we work.
+struct GraphEdit {
+  onnx::GraphProto* graph = nullptr;
+  std::vector<onnx::NodeProto> prepend;            ///< new nodes, in order, before all others
+  std::vector<onnx::TensorProto> initializers;     ///< new initializers
+  std::set<std::string> drop_constants;            ///< Constant nodes whose output is replaced
+  std::set<std::string> drop_initializers;         ///< initializers replaced by a subgraph output
+  std::map<std::pair<int, int>, std::string> tables;  ///< (width, shift) → shared unpack table
+  std::string flatten_shape;                       ///< shared [-1] shape constant
+};
+
+class LutWriter {
+ public:
+  LutWriter(onnx::ModelProto& model, std::int64_t opset) : model_(model), names_(model), opset_(opset) {}
+
+  void add(const QuantizedWeight& w) {
+    const ConstTensor& t = *w.tensor;
+    GraphEdit& edit = edit_for(t.graph);
+    const bool as_initializer = t.storage == Storage::kInitializer && model_.ir_version() >= 4;
+    const auto n = static_cast<std::int64_t>(t.elements);
+    const std::string base = t.name;
+    auto constant = [&](const std::string& hint, onnx::TensorProto tensor) {
+      const std::string name = names_.fresh(hint);
+      tensor.set_name(name);
+      add_constant(edit, std::move(tensor), as_initializer);
+      return name;
+    };
+    auto node = [&](const std::string& op, std::vector<std::string> inputs, const std::string& out_hint) {
+      const std::string out = names_.fresh(out_hint);
+      edit.prepend.push_back(make_node(op, std::move(inputs), out, names_.fresh("pqtool/" + out_hint)));
+      return out;
+    };
+
+    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) of length n.
+    const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
+    std::string codes;
+    for (std::size_t p = 0; p < planes.size(); ++p) {
+      const BitPlane& plane = planes[p];
+      const std::string tag = fmt::format("{}__pq_plane{}", base, p);
+      const std::string packed = constant(tag, make_tensor("", onnx::TensorProto::UINT8,
+                                                           {static_cast<std::int64_t>(plane.bytes.size())},
+                                                           to_raw(plane.bytes)));
+      std::string plane_codes = node("Cast", {packed}, tag + "_i32");
+      set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
+      if (plane.width < 8) {
+        plane_codes = node("Gather", {shared_table(edit, plane.width, plane.shift), plane_codes}, tag + "_codes2d");
+        plane_codes = node("Reshape", {plane_codes, flatten_shape(edit)}, tag + "_codes");
+        const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
+        if (unpacked != n) plane_codes = slice_prefix(edit, plane_codes, n, tag + "_trim", constant);
+      }
+      codes = codes.empty() ? plane_codes : node("Add", {codes, plane_codes}, tag + "_sum");
+    }
+    // 2. Codes to the weight's shape, then the codebook lookup produces the weight itself.
+    const std::string shape = constant(base + "__pq_shape", make_tensor("", onnx::TensorProto::INT64,
+                                                                       {static_cast<std::int64_t>(t.dims.size())},
+                                                                       to_raw(t.dims)));
+    const std::string shaped = node("Reshape", {codes, shape}, base + "__pq_codes");
+    const std::string codebook =
+        constant(base + "__pq_codebook", make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
+                                                    float_raw(w.levels, t.type)));
+    edit.prepend.push_back(make_node("Gather", {codebook, shaped}, t.name, names_.fresh("pqtool/" + base + "/lookup")));
+
+    if (t.storage == Storage::kConstantNode) {
+      edit.drop_constants.insert(t.name);
+    } else {
+      edit.drop_initializers.insert(t.name);
+    }
+  }
+
+  void apply(RewriteStats* stats) {
+    for (auto& [key, edit] : edits_) {
+      (void)key;
+      apply_edit(edit);
+      if (stats != nullptr) {
+        for (const auto& [ws, name] : edit.tables) {
+          stats->shared_bytes += static_cast<std::uint64_t>(kByteValues * (8 / ws.first)) * sizeof(std::int32_t);
+          (void)name;
+        }
+      }
+    }
+  }
+
+ private:
+  GraphEdit& edit_for(const GraphPath& path) {
+    std::string key;
+    for (const auto& s : path) key += fmt::format("{}:{}:{}/", s.node_index, s.attribute, s.graph_index);
+    auto [it, inserted] = edits_.try_emplace(key);
+    if (inserted) it->second.graph = &resolve_graph(model_, path);
+    return it->second;
+  }
+
+  void add_constant(GraphEdit& edit, onnx::TensorProto tensor, bool as_initializer) {
+    if (as_initializer) {
+      edit.initializers.push_back(std::move(tensor));
+      return;
+    }
+    const std::string out = tensor.name();
+    onnx::NodeProto node = make_node("Constant", {}, out, names_.fresh("pqtool/" + out));
+    auto* a = node.add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    *a->mutable_t() = std::move(tensor);
+    edit.prepend.push_back(std::move(node));
+  }
+
+  const std::string& shared_table(GraphEdit& edit, int width, int shift) {
+    auto [it, inserted] = edit.tables.try_emplace({width, shift});
+    if (inserted) {
+      it->second = names_.fresh(fmt::format("pqtool_unpack_w{}_s{}", width, shift));
+      add_constant(edit, make_tensor(it->second, onnx::TensorProto::INT32, {kByteValues, 8 / width},
+                                     to_raw(unpack_table(width, shift))),
+                   false);
+    }
+    return it->second;
+  }
+
+  const std::string& flatten_shape(GraphEdit& edit) {
+    if (edit.flatten_shape.empty()) {
+      edit.flatten_shape = names_.fresh("pqtool_flatten_shape");
+      add_constant(edit, make_tensor(edit.flatten_shape, onnx::TensorProto::INT64, {1},
+                                     to_raw(std::vector<std::int64_t>{-1})),
+                   false);
+    }
+    return edit.flatten_shape;
+  }
+
+  // Keeps the first n elements of a 1-D tensor: Slice-1 takes attributes, Slice-10+ inputs.
+  template <typename ConstantFn>
+  std::string slice_prefix(GraphEdit& edit, const std::string& input, std::int64_t n, const std::string& hint,
+                           ConstantFn& constant) {
+    const std::string out = names_.fresh(hint);
+    if (opset_ < 10) {
+      onnx::NodeProto node = make_node("Slice", {input}, out, names_.fresh("pqtool/" + hint));
+      set_ints_attr(node, "starts", {0});
+      set_ints_attr(node, "ends", {n});
+      set_ints_attr(node, "axes", {0});
+      edit.prepend.push_back(std::move(node));
+      return out;
+    }
+    auto int64_1d = [](std::int64_t v) {
+      return make_tensor("", onnx::TensorProto::INT64, {1}, to_raw(std::vector<std::int64_t>{v}));
+    };
+    const std::string starts = constant(hint + "_starts", int64_1d(0));
+    const std::string ends = constant(hint + "_ends", int64_1d(n));
+    edit.prepend.push_back(make_node("Slice", {input, starts, ends}, out, names_.fresh("pqtool/" + hint)));
+    return out;
+  }
+
+  static void apply_edit(GraphEdit& edit) {
+    onnx::GraphProto& g = *edit.graph;
+    // Nodes: new ones first (they read only constants), then the originals minus the replaced
+    // Constant nodes. Moving node objects keeps nested subgraphs at their addresses.
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+    for (auto& n : edit.prepend) *nodes.Add() = std::move(n);
+    for (auto& n : *g.mutable_node()) {
+      const bool replaced = n.op_type() == "Constant" && n.output_size() == 1 && edit.drop_constants.count(n.output(0));
+      if (!replaced) *nodes.Add() = std::move(n);
+    }
+    g.mutable_node()->Swap(&nodes);
+
+    google::protobuf::RepeatedPtrField<onnx::TensorProto> inits;
+    for (auto& t : *g.mutable_initializer()) {
+      if (!edit.drop_initializers.count(t.name())) *inits.Add() = std::move(t);
+    }
+    for (auto& t : edit.initializers) *inits.Add() = std::move(t);
+    g.mutable_initializer()->Swap(&inits);
+
+    // A replaced initializer that was also a graph input (IR < 4 style) is now a node output.
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
+    for (auto& v : *g.mutable_input()) {
+      if (!edit.drop_initializers.count(v.name())) *inputs.Add() = std::move(v);
+    }
+    g.mutable_input()->Swap(&inputs);
+  }
+
+  onnx::ModelProto& model_;
+  NameSource names_;
+  std::int64_t opset_;
+  std::map<std::string, GraphEdit> edits_;
+};
+
+void rewrite_fake(onnx::ModelProto& model, const QuantizedWeight& w) {
+  const ConstTensor& t = *w.tensor;
+  auto& tensor = const_cast<onnx::TensorProto&>(find_tensor_proto(model, t));
+  std::vector<double> values(w.codes.size());
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = w.levels[w.codes[i]];
+  tensor.clear_float_data();
+  tensor.clear_int32_data();
+  tensor.clear_double_data();
+  tensor.clear_external_data();
+  tensor.clear_data_location();
+  tensor.set_raw_data(float_raw(values, t.type));
+}
+
+}  // namespace
+
+std::string_view to_string(Format f) {
+  for (const FormatInfo& info : kFormats) {
+    if (info.format == f) return info.name;
+  }
+  PQ_ASSERT(false);
+  return {};
+}
+
+std::optional<Format> parse_format(std::string_view name) {
+  for (const FormatInfo& info : kFormats) {
+    if (info.name == name) return info.format;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type) {
+  return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(type);
+}
+
+onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const QuantizedWeight> weights, Format format,
+                               RewriteStats* stats) {
+  std::int64_t opset = 0;
+  for (const auto& op : model.opset_import()) {
+    if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+  }
+  if (format == Format::kFake) {
+    for (const QuantizedWeight& w : weights) rewrite_fake(model, w);
+    return model;
+  }
+  PQ_CHECK(opset >= kMinLutOpset, ErrorCode::kBadInput,
+           "the lut format needs opset >= {} (the model imports opset {}); use --format fake", kMinLutOpset, opset);
+  LutWriter writer(model, opset);
+  for (const QuantizedWeight& w : weights) {
+    PQ_ASSERT(w.tensor != nullptr && w.codes.size() == w.tensor->elements);
+    PQ_ASSERT(w.levels.size() == (std::size_t{1} << w.bits));
+    writer.add(w);
+  }
+  writer.apply(stats);
+  return model;
+}
+
+}  // namespace pqtool

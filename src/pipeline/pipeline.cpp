@@ -1,0 +1,192 @@
+// Composes the stages. Tensors are quantized in parallel; each result lands in its own slot, so
+// the output does not depend on the thread count.
+#include "pqtool/pipeline.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "pqtool/error.hpp"
+#include "pqtool/model.hpp"
+#include "pqtool/packing.hpp"
+
+namespace pqtool {
+namespace {
+
+LevelPrecision precision_of(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat16: return LevelPrecision::kFloat16;
+    case TensorType::kBFloat16: return LevelPrecision::kBFloat16;
+    case TensorType::kFloat64: return LevelPrecision::kFloat64;
+    default: return LevelPrecision::kFloat32;
+  }
+}
+
+TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
+  TensorReport r;
+  r.name = t.name;
+  r.location = std::string(to_string(t.storage));
+  r.graph = t.graph_label;
+  if (!t.consumers.empty()) {
+    // Prefer the consumer that makes it a weight.
+    const Consumer* pick = &t.consumers.front();
+    for (const Consumer& c : t.consumers) {
+      const auto slots = weight_slots(c.op_type);
+      if (std::find(slots.begin(), slots.end(), c.input_slot) != slots.end()) {
+        pick = &c;
+        break;
+      }
+    }
+    r.op = pick->op_type;
+    r.input_slot = pick->input_slot;
+  }
+  r.shape = t.dims;
+  r.elements = t.elements;
+  r.dtype = std::string(to_string(t.type));
+  r.bytes_in = t.bytes;
+  r.bytes_out = t.bytes;
+  r.is_weight = t.is_weight;
+  r.skipped = !p.quantize;
+  r.reason = p.reason;
+  return r;
+}
+
+// Runs fn(i) for i in [0, n) on `threads` workers; rethrows the first error.
+template <typename Fn>
+void parallel_for(std::size_t n, int threads, Fn fn) {
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    for (std::size_t i = next++; i < n; i = next++) {
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    }
+  };
+  const auto count = static_cast<std::size_t>(std::max(1, threads));
+  std::vector<std::thread> pool;
+  for (std::size_t k = 1; k < std::min(count, n); ++k) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+int default_thread_count() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string file = job.input.string();
+  auto notify = [&](const char* stage, std::size_t done, std::size_t total) {
+    if (progress) progress({file, done, total, stage});
+  };
+  ModelReport report;
+  report.input = file;
+  report.output = job.dry_run ? "" : job.output.string();
+  report.status = job.dry_run ? "dry-run" : "ok";
+  report.format = std::string(to_string(job.format));
+  report.method = std::string(to_string(job.plan.method));
+  report.bits = job.plan.bits;
+
+  // 1. Load and discover.
+  notify("load", 0, 0);
+  Model model = load_model(job.input);
+  report.opset = model.opset();
+  report.bytes_in = model.file_bytes;
+  const std::vector<ConstTensor> tensors = discover_tensors(model);
+  // 2. Plan.
+  const Plan plan = make_plan(tensors, job.plan);
+  for (const std::string& p : plan.unmatched_patterns) report.warnings.push_back(p + " matched no tensor");
+  std::vector<std::size_t> todo;
+  for (const TensorPlan& e : plan.entries) {
+    report.tensors.push_back(describe(tensors[e.tensor], e));
+    report.params_total += tensors[e.tensor].elements;
+    if (e.quantize) todo.push_back(e.tensor);
+  }
+
+  // 3. Read, fit, solve and encode each weight.
+  std::vector<QuantizedWeight> quantized(todo.size());
+  std::atomic<std::size_t> done{0};
+  notify("quantize", 0, todo.size());
+  parallel_for(todo.size(), job.threads, [&](std::size_t k) {
+    const ConstTensor& t = tensors[todo[k]];
+    const TensorPlan& p = plan.entries[todo[k]];
+    const std::vector<float> values = read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), file);
+    QuantizeParams qp;
+    qp.method = p.method;
+    qp.bits = p.bits;
+    qp.lloyd = job.lloyd;
+    qp.precision = precision_of(t.type);
+    TensorQuantization q = quantize_tensor(values, qp);
+
+    TensorReport& r = report.tensors[todo[k]];
+    r.stats = q.stats;
+    r.fit = q.fit;
+    r.method = std::string(to_string(q.method));
+    r.bits = q.bits;
+    r.levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+    r.clip_min = q.codebook.clip_min();
+    r.clip_max = q.codebook.clip_max();
+    r.mse = q.error.mse();
+    r.sqnr_db = q.error.sqnr_db();
+    r.max_abs_err = q.error.max_abs_error;
+    r.parametric_mse = q.parametric_mse;
+    r.iterations = q.iterations;
+    r.converged = q.converged;
+    r.sum_squares_signal = q.error.sum_squares_signal;
+    r.sum_squares_error = q.error.sum_squares_error;
+    r.bytes_out = job.format == Format::kLut ? lut_payload_bytes(t.elements, q.bits, t.type) : t.bytes;
+
+    quantized[k].tensor = &t;
+    quantized[k].bits = q.bits;
+    quantized[k].levels = r.levels;
+    quantized[k].codes = std::move(q.codes);
+    notify("quantize", ++done, todo.size());
+  });
+
+  // 4. Model totals over the quantized weights.
+  double signal = 0.0;
+  double noise = 0.0;
+  std::uint64_t stored_bytes = 0;
+  for (std::size_t idx : todo) {
+    const TensorReport& r = report.tensors[idx];
+    report.params_quantized += r.elements;
+    signal += r.sum_squares_signal;
+    noise += r.sum_squares_error;
+    stored_bytes += r.bytes_out;
+  }
+
+  // 5. Rewrite and save.
+  notify("write", todo.size(), todo.size());
+  RewriteStats rewrite_stats;
+  onnx::ModelProto out = rewrite_model(std::move(*model.proto), quantized, job.format, &rewrite_stats);
+  stored_bytes += rewrite_stats.shared_bytes;
+  if (!job.dry_run) {
+    save_model(out, job.output, job.input, SaveOptions{job.force});
+    report.bytes_out = std::filesystem::file_size(job.output);
+  } else {
+    report.bytes_out = out.ByteSizeLong();
+  }
+  if (report.params_quantized > 0) {
+    report.mse = noise / static_cast<double>(report.params_quantized);
+    report.sqnr_db = noise > 0.0 ? 10.0 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+    report.bpw = 8.0 * static_cast<double>(stored_bytes) / static_cast<double>(report.params_quantized);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  notify("done", todo.size(), todo.size());
+  return report;
+}
+
+}  // namespace pqtool

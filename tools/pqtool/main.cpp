@@ -1,0 +1,45 @@
+// pqtool's entry point: parse, run, and the one place that turns errors into exit codes
+// (0 success, 1 a check or --strict condition failed, 2 bad usage or input, 3 internal error).
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include "cli.hpp"
+#include "pqtool/atomic_file.hpp"
+#include "pqtool/error.hpp"
+
+namespace {
+
+// An interrupted run leaves no temporary output behind.
+extern "C" void on_signal(int sig) {
+  pqtool::remove_pending_temp_files();
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  spdlog::set_pattern("pqtool: %^%l%$: %v");
+  pqtool::cli::Options options;
+  auto app = pqtool::cli::make_app(options);
+  try {
+    app->parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app->exit(e);
+    return rc == 0 ? 0 : static_cast<int>(pqtool::ErrorCode::kBadUsage);
+  }
+  try {
+    return pqtool::cli::run(options);
+  } catch (const pqtool::Error& e) {
+    std::fprintf(stderr, "pqtool: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pqtool: internal error: %s\n", e.what());
+    return static_cast<int>(pqtool::ErrorCode::kInternal);
+  }
+}

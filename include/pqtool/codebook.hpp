@@ -22,7 +22,8 @@ class Codebook {
   double clip_min() const { return levels_.front(); }
   double clip_max() const { return levels_.back(); }
 
-  /// Index of the nearest level (ties go to the lower level). O(log size).
+  /// Index of the nearest level (ties go to the lower level). O(log size). A value exactly on a
+  /// threshold gets the lower level; among equal (duplicate) levels, the lowest index.
   std::uint32_t encode(double x) const;
   double decode(std::uint32_t code) const { return levels_[code]; }
 
@@ -32,6 +33,8 @@ class Codebook {
  private:
   std::vector<double> levels_;
   std::vector<double> thresholds_;
+  /// For each index, the first index of its run of equal levels; empty when levels are distinct.
+  std::vector<std::uint32_t> first_equal_;
 };
 
 }  // namespace pqtool

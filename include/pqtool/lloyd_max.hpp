@@ -31,10 +31,19 @@ struct LloydMaxResult {
 
 /// Lloyd–Max levels for a Gaussian or Laplace density (the parametric, data-free solution).
 /// Solved once for the unit-variance density and scaled by σ and shifted by the location.
+/// Only `lp.bits` is used: the unit solution is computed once per (distribution, bits) to a level
+/// change < 1e-12 (Lloyd steps with Newton acceleration) and cached, thread-safe. Exactly
+/// symmetric levels. A zero scale gives every level = location and MSE 0.
 LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const LloydMaxParams& lp);
 
 /// Lloyd iterations on the sample, starting from `initial`. Exact: cells are index ranges of the
 /// sorted sample, so the iteration stops when the partition is a fixed point.
+/// The number of levels is `initial.size()` (`lp.bits` is not used). Cells follow
+/// Codebook::encode exactly (a value on a threshold goes to the lower level). An empty cell takes
+/// the upper half (values > mean) of the cell with the largest squared error. With no more
+/// distinct values than levels, the levels are those values (padded with copies of the largest)
+/// and the MSE is 0 (iterations 0). `mse` is codebook_mse() of the returned codebook;
+/// `mse_history[i]` is the error of iteration i's levels on iteration i's cells (non-increasing).
 LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
                                     const LloydMaxParams& lp);
 

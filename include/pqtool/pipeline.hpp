@@ -1,5 +1,5 @@
 // The quantization pipeline: the only place that knows the order of the stages.
-//   load -> discover -> plan -> (read, fit, solve, encode) per tensor -> rewrite -> save -> report
+//   load -> fold BatchNormalization -> discover -> plan -> (read, fit, solve, encode) per tensor -> rewrite -> save -> report
 #pragma once
 
 #include <filesystem>
@@ -19,6 +19,7 @@ struct QuantizeJob {
   PlanOptions plan;                    ///< bits, method, selection
   Format format = Format::kLut;        ///< how quantized weights are stored
   LloydMaxParams lloyd;                ///< solver iteration cap and tolerance
+  bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
   bool force = false;                  ///< overwrite an existing output
   bool dry_run = false;                ///< plan, quantize and report, but write no model

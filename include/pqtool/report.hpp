@@ -57,6 +57,7 @@ struct ModelReport {
   std::string method;
   int bits = 0;
   std::int64_t opset = 0;
+  int batchnorms_folded = 0;           ///< Conv+BatchNormalization pairs folded before quantizing
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t params_total = 0;      ///< elements of all float constants

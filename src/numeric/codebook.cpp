@@ -2,7 +2,9 @@
 // are the midpoints of adjacent levels (the nearest-neighbour condition of Lloyd 1982 / Max 1960).
 //
 // Encoding rule: code(x) = number of thresholds strictly below x, found by binary search. A
-// value exactly on a threshold therefore goes to the lower level. Every part of pqtool that
+// value exactly on a threshold therefore goes to the lower level. Duplicate levels (allowed:
+// a sample with fewer distinct values than levels) are mapped to the first index of their run,
+// so the code is exactly "the lowest index among the nearest levels". Every part of pqtool that
 // partitions values into cells (the data Lloyd solver, codebook_mse) uses this same rule on
 // these same stored thresholds, so the cells they reason about are exactly the codes produced.
 #include "pqtool/codebook.hpp"
@@ -14,9 +16,15 @@
 #include "pqtool/error.hpp"
 
 namespace pqtool {
+namespace {
+/// Codes are std::uint32_t.
+constexpr std::size_t kMaxLevels = std::size_t{1} << 32;
+}  // namespace
 
 Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
   PQ_CHECK(!levels_.empty(), ErrorCode::kBadUsage, "codebook: no levels");
+  PQ_CHECK(levels_.size() <= kMaxLevels, ErrorCode::kBadUsage, "codebook: {} levels (at most {})",
+           levels_.size(), kMaxLevels);
   for (std::size_t i = 0; i < levels_.size(); ++i) {
     PQ_CHECK(std::isfinite(levels_[i]), ErrorCode::kBadUsage, "codebook: level {} is not finite ({})",
              i, levels_[i]);
@@ -27,12 +35,20 @@ Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
     // std::midpoint is exact-then-rounded and cannot overflow; it lies in [l_i, l_{i+1}].
     thresholds_[i] = std::midpoint(levels_[i], levels_[i + 1]);
   }
+  const bool has_duplicates = std::adjacent_find(levels_.begin(), levels_.end()) != levels_.end();
+  if (has_duplicates) {
+    first_equal_.resize(levels_.size());
+    for (std::size_t i = 0; i < levels_.size(); ++i) {
+      first_equal_[i] = i > 0 && levels_[i] == levels_[i - 1] ? first_equal_[i - 1] : static_cast<std::uint32_t>(i);
+    }
+  }
 }
 
 std::uint32_t Codebook::encode(double x) const {
   PQ_ASSERT(!levels_.empty());
   const auto it = std::lower_bound(thresholds_.begin(), thresholds_.end(), x);
-  return static_cast<std::uint32_t>(it - thresholds_.begin());
+  const auto code = static_cast<std::size_t>(it - thresholds_.begin());
+  return first_equal_.empty() ? static_cast<std::uint32_t>(code) : first_equal_[code];
 }
 
 void Codebook::encode(std::span<const float> values, std::span<std::uint32_t> codes) const {

@@ -4,10 +4,12 @@
 //
 //   Before:   [W: float S] ──> Conv
 //
-//   After:    W.plane0 (uint8) ─Cast(int32)─Gather(T_{w0,s0})─Reshape[-1]─Slice[0,n)─┐
-//             W.plane1 (uint8) ─Cast(int32)─Gather(T_{w1,s1})─Reshape[-1]─Slice[0,n)─Add─┐
-//                                                                                        │
-//             W.codebook [2^b] ────────────────────────────── Gather(codebook, Reshape(codes, S)) ─> W ──> Conv
+//   After:    W.p0 (uint8) ─Cast(int32)─Gather(T_{w0,s0})─[Reshape[-1]─Slice[0,n)]─Reshape(S)─┐
+//             W.p1 (uint8) ─Cast(int32)─Gather(T_{w1,s1})─[Reshape[-1]─Slice[0,n)]─Reshape(S)─Add─┐
+//                                                                                                  │
+//             W.codebook [2^b] ─────────────────────────────────────────────── Gather(codebook, codes) ─> W ──> Conv
+//
+// (the bracketed flatten-and-trim only when the plane's last byte holds padding codes)
 //
 // T_{w,s} is a shared int32 table [256, 8/w] per graph that turns a byte into its 8/w codes of w
 // bits, pre-shifted by s; an 8-bit plane needs only the Cast. All ops exist from opset 7, so the
@@ -106,11 +108,10 @@ std::string float_raw(std::span<const double> values, TensorType type) {
   return {};
 }
 
-onnx::NodeProto make_node(const std::string& op, std::vector<std::string> inputs, std::string output,
-                          const std::string& name) {
+// New nodes carry no name: a name would repeat the output's and cost bytes in every model.
+onnx::NodeProto make_node(const std::string& op, std::vector<std::string> inputs, std::string output) {
   onnx::NodeProto node;
   node.set_op_type(op);
-  node.set_name(name);
   for (auto& in : inputs) node.add_input(std::move(in));
   node.add_output(std::move(output));
   return node;
@@ -158,40 +159,44 @@ class LutWriter {
       add_constant(edit, std::move(tensor), as_initializer);
       return name;
     };
-    auto node = [&](const std::string& op, std::vector<std::string> inputs, const std::string& out_hint) {
-      const std::string out = names_.fresh(out_hint);
-      edit.prepend.push_back(make_node(op, std::move(inputs), out, names_.fresh("pqtool/" + out_hint)));
+    // Intermediate values get short numbered names: they appear twice each in the file.
+    auto node = [&](const std::string& op, std::vector<std::string> inputs) {
+      const std::string out = names_.fresh(fmt::format("pq{}", next_value_++));
+      edit.prepend.push_back(make_node(op, std::move(inputs), out));
       return out;
     };
 
-    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) of length n.
+    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) in the weight's
+    //    shape. A plane whose last byte is padded is flattened and trimmed to n codes first.
+    const std::string shape = constant(base + ".pq.shape", make_tensor("", onnx::TensorProto::INT64,
+                                                                       {static_cast<std::int64_t>(t.dims.size())},
+                                                                       to_raw(t.dims)));
     const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
     std::string codes;
     for (std::size_t p = 0; p < planes.size(); ++p) {
       const BitPlane& plane = planes[p];
-      const std::string tag = fmt::format("{}__pq_plane{}", base, p);
+      const std::string tag = fmt::format("{}.pq.p{}", base, p);
       const std::string packed = constant(tag, make_tensor("", onnx::TensorProto::UINT8,
                                                            {static_cast<std::int64_t>(plane.bytes.size())},
                                                            to_raw(plane.bytes)));
-      std::string plane_codes = node("Cast", {packed}, tag + "_i32");
+      std::string plane_codes = node("Cast", {packed});
       set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
       if (plane.width < 8) {
-        plane_codes = node("Gather", {shared_table(edit, plane.width, plane.shift), plane_codes}, tag + "_codes2d");
-        plane_codes = node("Reshape", {plane_codes, flatten_shape(edit)}, tag + "_codes");
-        const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
-        if (unpacked != n) plane_codes = slice_prefix(edit, plane_codes, n, tag + "_trim", constant);
+        plane_codes = node("Gather", {shared_table(edit, plane.width, plane.shift), plane_codes});
       }
-      codes = codes.empty() ? plane_codes : node("Add", {codes, plane_codes}, tag + "_sum");
+      const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
+      if (unpacked != n) {
+        plane_codes = node("Reshape", {plane_codes, flatten_shape(edit)});
+        plane_codes = slice_prefix(edit, plane_codes, n, tag, constant);
+      }
+      plane_codes = node("Reshape", {plane_codes, shape});
+      codes = codes.empty() ? plane_codes : node("Add", {codes, plane_codes});
     }
-    // 2. Codes to the weight's shape, then the codebook lookup produces the weight itself.
-    const std::string shape = constant(base + "__pq_shape", make_tensor("", onnx::TensorProto::INT64,
-                                                                       {static_cast<std::int64_t>(t.dims.size())},
-                                                                       to_raw(t.dims)));
-    const std::string shaped = node("Reshape", {codes, shape}, base + "__pq_codes");
+    // 2. The codebook lookup produces the weight itself, under its original name.
     const std::string codebook =
-        constant(base + "__pq_codebook", make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
+        constant(base + ".pq.codebook", make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
                                                     float_raw(w.levels, t.type)));
-    edit.prepend.push_back(make_node("Gather", {codebook, shaped}, t.name, names_.fresh("pqtool/" + base + "/lookup")));
+    edit.prepend.push_back(make_node("Gather", {codebook, codes}, t.name));
 
     if (t.storage == Storage::kConstantNode) {
       edit.drop_constants.insert(t.name);
@@ -228,7 +233,7 @@ class LutWriter {
       return;
     }
     const std::string out = tensor.name();
-    onnx::NodeProto node = make_node("Constant", {}, out, names_.fresh("pqtool/" + out));
+    onnx::NodeProto node = make_node("Constant", {}, out);
     auto* a = node.add_attribute();
     a->set_name("value");
     a->set_type(onnx::AttributeProto::TENSOR);
@@ -261,9 +266,9 @@ class LutWriter {
   template <typename ConstantFn>
   std::string slice_prefix(GraphEdit& edit, const std::string& input, std::int64_t n, const std::string& hint,
                            ConstantFn& constant) {
-    const std::string out = names_.fresh(hint);
+    const std::string out = names_.fresh(fmt::format("pq{}", next_value_++));
     if (opset_ < 10) {
-      onnx::NodeProto node = make_node("Slice", {input}, out, names_.fresh("pqtool/" + hint));
+      onnx::NodeProto node = make_node("Slice", {input}, out);
       set_ints_attr(node, "starts", {0});
       set_ints_attr(node, "ends", {n});
       set_ints_attr(node, "axes", {0});
@@ -275,7 +280,7 @@ class LutWriter {
     };
     const std::string starts = constant(hint + "_starts", int64_1d(0));
     const std::string ends = constant(hint + "_ends", int64_1d(n));
-    edit.prepend.push_back(make_node("Slice", {input, starts, ends}, out, names_.fresh("pqtool/" + hint)));
+    edit.prepend.push_back(make_node("Slice", {input, starts, ends}, out));
     return out;
   }
 
@@ -309,6 +314,7 @@ class LutWriter {
   onnx::ModelProto& model_;
   NameSource names_;
   std::int64_t opset_;
+  std::uint64_t next_value_ = 0;
   std::map<std::string, GraphEdit> edits_;
 };
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "pqtool/error.hpp"
+#include "pqtool/fold.hpp"
 #include "pqtool/model.hpp"
 #include "pqtool/packing.hpp"
 
@@ -105,6 +106,7 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   Model model = load_model(job.input);
   report.opset = model.opset();
   report.bytes_in = model.file_bytes;
+  if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
   const std::vector<ConstTensor> tensors = discover_tensors(model);
   // 2. Plan.
   const Plan plan = make_plan(tensors, job.plan);

@@ -23,9 +23,10 @@ std::string consumer_summary(const ConstTensor& t) {
   if (t.consumers.empty()) return "no consumer";
   std::string ops;
   for (const Consumer& c : t.consumers) {
-    if (ops.find(c.op_type) != std::string::npos) continue;
+    const std::string use = fmt::format("{} input {}", c.op_type, c.input_slot);
+    if (ops.find(use) != std::string::npos) continue;
     if (!ops.empty()) ops += ", ";
-    ops += c.op_type;
+    ops += use;
   }
   return ops;
 }

@@ -86,6 +86,7 @@ nlohmann::json to_json(const ModelReport& m) {
   j["method"] = m.method;
   j["bits"] = m.bits;
   j["opset"] = m.opset;
+  j["batchnorms_folded"] = m.batchnorms_folded;
   j["bytes_in"] = m.bytes_in;
   j["bytes_out"] = m.bytes_out;
   j["params_total"] = m.params_total;

@@ -89,6 +89,18 @@ function loadImg(entry) { return ds.readPpm(fs.readFileSync(entry.file)); }
 
 async function measureDet(a, data, r) {
   const [so, sq] = [await session(a.det[0], a.threads), await session(a.det[1], a.threads)];
+  if (a.compareOrders) {
+    let i2 = 0; let u2 = 0; let nb = 0; let nr = 0; let mb = 0; let mr = 0;
+    for (const p of data.pages) {
+      const img = loadImg(p);
+      const b = (await run(so, ocr.detInput(img, 'bgr'))).data; const g = (await run(so, ocr.detInput(img, 'rgb'))).data;
+      for (let i = 0; i < b.length; i++) {
+        const x = b[i] > 0.3; const y = g[i] > 0.3;
+        if (x && y) i2++; if (x || y) u2++; if (x) { nb++; mb += b[i]; } if (y) { nr++; mr += g[i]; }
+      }
+    }
+    log(`original det, bgr vs rgb: text px ${nb} vs ${nr}, mean text prob ${(mb / nb).toFixed(4)} vs ${(mr / nr).toFixed(4)}, mask IoU ${(i2 / u2).toFixed(4)}`);
+  }
   let inter = 0; let union = 0; let origText = 0; const sq_ = new ocr.Sqnr();
   for (const p of data.pages) {
     const input = ocr.detInput(loadImg(p), a.channelOrder);
@@ -195,7 +207,7 @@ async function measureCls(a, data, r) {
 function fmt(k, v) {
   if (v === null || v === undefined) return '-';
   if (/_db$/.test(k)) return `${v.toFixed(2)} dB`;
-  if (Number.isInteger(v)) return String(v);
+  if (/_(pages|pixels|lines|images)$/.test(k)) return String(v);
   return v.toFixed(4);
 }
 

@@ -91,6 +91,8 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_option("-j,--threads", q.threads, "worker threads (0 = all cores); output does not depend on it")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  cmd->add_flag("--no-fold-batchnorm", q.no_fold_batchnorm,
+                "keep BatchNormalization nodes instead of folding them into the preceding Conv");
   cmd->add_flag("--force", q.force, "overwrite existing outputs");
   cmd->add_flag("--dry-run", q.dry_run, "quantize and report, write no model");
   cmd->add_flag("--strict", q.strict, "exit 1 when any weight is skipped or a pattern matches nothing");
@@ -118,6 +120,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.format = *parse_format(q.format);
     job.threads = q.threads > 0 ? q.threads : default_thread_count();
     job.force = q.force;
+    job.fold_batchnorm = !q.no_fold_batchnorm;
     job.dry_run = q.dry_run;
     const fs::path in(input);
     if (!q.output.empty()) {

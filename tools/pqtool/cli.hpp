@@ -25,6 +25,7 @@ struct QuantizeOptions {
   std::vector<std::string> bits_override;
   std::uint64_t min_elements = kDefaultMinElements;
   int threads = 0;             ///< 0 = all hardware threads
+  bool no_fold_batchnorm = false;
   bool force = false;
   bool dry_run = false;
   bool strict = false;

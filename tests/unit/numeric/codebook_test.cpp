@@ -18,11 +18,20 @@ constexpr std::uint64_t kSeed = 99;
 constexpr int kTrials = 200;
 constexpr int kValuesPerTrial = 200;
 
+/// Is level `l` strictly nearer to x than level `m`? Exactly: (x−l)² − (x−m)² = (m−l)(2x − l − m),
+/// and for float-valued levels l + m is exact in double, so the sign of 2x − (l + m) is exact.
+/// (Comparing |x − l| with |x − m| in double would round for x a few ulps off a midpoint.)
+bool nearer(double x, double l, double m) {
+  if (l == m) return false;
+  const double side = 2.0 * x - (l + m);
+  return l < m ? side < 0.0 : side > 0.0;
+}
+
 /// Brute force: the lowest index among the levels nearest to x.
 std::uint32_t brute_force_encode(const std::vector<double>& sorted_levels, double x) {
   std::uint32_t best = 0;
   for (std::uint32_t i = 1; i < sorted_levels.size(); ++i) {
-    if (std::abs(x - sorted_levels[i]) < std::abs(x - sorted_levels[best])) best = i;
+    if (nearer(x, sorted_levels[i], sorted_levels[best])) best = i;
   }
   return best;
 }
@@ -92,17 +101,19 @@ TEST(Codebook, MatchesBruteForceNearestLevel) {
   }
 }
 
-TEST(Codebook, DuplicateLevelsDecodeToTheNearestValue) {
-  // A sample with fewer distinct values than levels gives duplicate levels. Which of the equal
-  // indices is used does not matter; the decoded value must be the nearest level.
+TEST(Codebook, DuplicateLevelsUseTheFirstIndex) {
+  // A sample with fewer distinct values than levels gives duplicate levels; the code is the
+  // lowest index among the nearest levels, so later duplicates are never used.
   const Codebook cb({0.0, 1.0, 1.0, 1.0, 4.0});
   const std::vector<double> sorted(cb.levels().begin(), cb.levels().end());
   std::mt19937_64 rng(kSeed);
   std::uniform_real_distribution<double> uniform(-2.0, 6.0);
-  std::vector<double> inputs = {0.0, 0.5, 1.0, 2.5, 4.0};
+  std::vector<double> inputs = {0.0, 0.5, 1.0, std::nextafter(1.0, 2.0), 2.5, 4.0};
   for (int i = 0; i < kValuesPerTrial; ++i) inputs.push_back(uniform(rng));
   for (const double x : inputs) {
-    EXPECT_EQ(cb.decode(cb.encode(x)), sorted[brute_force_encode(sorted, x)]) << "x=" << x;
+    EXPECT_EQ(cb.encode(x), brute_force_encode(sorted, x)) << "x=" << x;
+    EXPECT_NE(cb.encode(x), 2u);
+    EXPECT_NE(cb.encode(x), 3u);
   }
 }
 

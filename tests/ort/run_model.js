@@ -223,9 +223,17 @@ async function main() {
   }
 
   const fetches = a.outputs || session.outputNames;
+  for (const name of fetches) {
+    if (!session.outputNames.includes(name)) {
+      process.stderr.write(`run_model.js: ${a.model} has no output named '${name}'\n`);
+      process.exit(1);
+    }
+  }
   let results;
   try {
-    results = await session.run(feeds, fetches);
+    // Always fetch every output and select afterwards: onnxruntime-node 1.20 returns the wrong
+    // tensor when asked for a single output that is not the first one.
+    results = await session.run(feeds);
   } catch (e) {
     process.stderr.write(`run_model.js: run failed for ${a.model}: ${e.message}\n`);
     process.exit(1);

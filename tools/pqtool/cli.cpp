@@ -71,6 +71,7 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   QuantizeOptions& q = o.quantize;
   CLI::App* cmd = app->add_subcommand("quantize", "quantize the weights of one or more ONNX models");
   o.quantize_cmd = cmd;
+  cmd->fallthrough();  // global flags (-q, -v) may also follow the subcommand
   cmd->add_option("inputs", q.inputs, "input .onnx models")->required()->check(CLI::ExistingFile);
   auto* out = cmd->add_option("-o,--output", q.output, "output model (one input only)");
   auto* dir = cmd->add_option("--out-dir", q.out_dir, "folder for outputs, which keep their input's file name");

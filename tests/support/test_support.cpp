@@ -1,0 +1,292 @@
+#include "test_support.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "pqtool/half.hpp"
+#include "pqtool/model.hpp"
+#include "pqtool/packing.hpp"
+
+namespace pqtool::test {
+
+namespace {
+const fs::path kSourceDir = PQTOOL_SOURCE_DIR;
+
+onnx::GraphProto* pick(onnx::ModelProto& m, onnx::GraphProto* g) { return g ? g : m.mutable_graph(); }
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+}  // namespace
+
+ModelBuilder::ModelBuilder(std::int64_t opset, std::int64_t ir_version) {
+  model_.set_ir_version(ir_version);
+  model_.set_producer_name("pqtool-tests");
+  auto* op = model_.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  model_.mutable_graph()->set_name("test");
+}
+
+void ModelBuilder::add_input(const std::string& name, const std::vector<std::int64_t>& dims, int elem_type,
+                             onnx::GraphProto* g) {
+  auto* v = pick(model_, g)->add_input();
+  v->set_name(name);
+  auto* tt = v->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem_type);
+  auto* shape = tt->mutable_shape();
+  for (auto d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+void ModelBuilder::add_output(const std::string& name, int elem_type, onnx::GraphProto* g) {
+  auto* v = pick(model_, g)->add_output();
+  v->set_name(name);
+  v->mutable_type()->mutable_tensor_type()->set_elem_type(elem_type);
+}
+
+onnx::TensorProto make_float_tensor(const std::string& name, const std::vector<std::int64_t>& dims,
+                                    const std::vector<float>& v, int elem_type) {
+  onnx::TensorProto t;
+  t.set_name(name);
+  t.set_data_type(elem_type);
+  for (auto d : dims) t.add_dims(d);
+  std::string raw;
+  for (float x : v) {
+    if (elem_type == onnx::TensorProto::FLOAT) {
+      raw.append(reinterpret_cast<const char*>(&x), sizeof(float));
+    } else if (elem_type == onnx::TensorProto::FLOAT16) {
+      const std::uint16_t h = float_to_fp16(x);
+      raw.append(reinterpret_cast<const char*>(&h), sizeof(h));
+    } else if (elem_type == onnx::TensorProto::DOUBLE) {
+      const double d = x;
+      raw.append(reinterpret_cast<const char*>(&d), sizeof(d));
+    } else {
+      throw std::runtime_error("make_float_tensor: unsupported type");
+    }
+  }
+  t.set_raw_data(raw);
+  return t;
+}
+
+void ModelBuilder::add_initializer(const std::string& name, const std::vector<std::int64_t>& dims,
+                                   const std::vector<float>& v, int elem_type, onnx::GraphProto* g) {
+  *pick(model_, g)->add_initializer() = make_float_tensor(name, dims, v, elem_type);
+}
+
+void ModelBuilder::add_constant(const std::string& name, const std::vector<std::int64_t>& dims,
+                                const std::vector<float>& v, int elem_type, onnx::GraphProto* g) {
+  auto& node = add_node("Constant", {}, {name}, g);
+  auto* a = node.add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  *a->mutable_t() = make_float_tensor(name, dims, v, elem_type);
+}
+
+onnx::NodeProto& ModelBuilder::add_node(const std::string& op, const std::vector<std::string>& inputs,
+                                        const std::vector<std::string>& outputs, onnx::GraphProto* g) {
+  auto* node = pick(model_, g)->add_node();
+  node->set_op_type(op);
+  for (const auto& i : inputs) node->add_input(i);
+  for (const auto& o : outputs) node->add_output(o);
+  return *node;
+}
+
+void ModelBuilder::save(const fs::path& path) const {
+  std::ofstream out(path, std::ios::binary);
+  if (!model_.SerializeToOstream(&out)) throw std::runtime_error("cannot save " + path.string());
+}
+
+std::vector<float> random_weights(std::size_t n, std::uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.0f, scale);
+  std::exponential_distribution<float> expo(1.0f / scale);
+  std::bernoulli_distribution coin(0.5);
+  std::bernoulli_distribution heavy(0.2);
+  std::vector<float> v(n);
+  for (auto& x : v) x = heavy(rng) ? (coin(rng) ? 1.0f : -1.0f) * 2.0f * expo(rng) : gauss(rng);
+  return v;
+}
+
+bool ort_available(std::string* why) {
+  static std::once_flag once;
+  static int status = 0;
+  static std::string message;
+  std::call_once(once, [] {
+    status = run_command(shell_quote((kSourceDir / "tests/ort/setup.sh").string()), &message);
+  });
+  if (status != 0 && why != nullptr) *why = "ONNX Runtime harness unavailable: " + message;
+  return status == 0;
+}
+
+int run_command(const std::string& command, std::string* output) {
+  std::string full = command + " 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (p == nullptr) return -1;
+  std::string text;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  const int rc = ::pclose(p);
+  if (output != nullptr) *output = text;
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::vector<std::string>& outputs,
+                   const std::string& opt_level) {
+  TempDir dir;
+  nlohmann::json spec = nlohmann::json::object();
+  int k = 0;
+  for (const auto& [name, t] : inputs) {
+    const std::string file = "in" + std::to_string(k++) + ".bin";
+    std::ofstream out(dir / file, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * sizeof(float)));
+    spec[name] = {{"dims", t.dims}, {"dtype", "float32"}, {"file", file}};
+  }
+  std::ofstream(dir / "inputs.json") << spec.dump();
+  std::string cmd = "node " + shell_quote((kSourceDir / "tests/ort/run_model.js").string()) + " " +
+                    shell_quote(model.string()) + " --inputs " + shell_quote((dir / "inputs.json").string()) +
+                    " --out-dir " + shell_quote((dir / "out").string()) + " --opt-level " + opt_level;
+  if (!outputs.empty()) {
+    std::string list;
+    for (const auto& o : outputs) list += (list.empty() ? "" : ",") + o;
+    cmd += " --outputs " + shell_quote(list);
+  }
+  std::string log;
+  if (run_command(cmd, &log) != 0) throw std::runtime_error("ONNX Runtime failed on " + model.string() + ": " + log);
+  std::ifstream mf(dir / "out/manifest.json");
+  const nlohmann::json manifest = nlohmann::json::parse(mf);
+  OrtTensors result;
+  for (const auto& [name, info] : manifest.items()) {
+    OrtTensor t;
+    t.dims = info["dims"].get<std::vector<std::int64_t>>();
+    std::ifstream in(dir / "out" / info["file"].get<std::string>(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string dtype = info["dtype"];
+    if (dtype == "float32") {
+      t.data.resize(bytes.size() / sizeof(float));
+      std::memcpy(t.data.data(), bytes.data(), t.data.size() * sizeof(float));
+    } else if (dtype == "float16") {
+      for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) {
+        std::uint16_t h;
+        std::memcpy(&h, bytes.data() + i, 2);
+        t.data.push_back(fp16_to_float(h));
+      }
+    } else if (dtype == "float64") {
+      for (std::size_t i = 0; i + 7 < bytes.size(); i += 8) {
+        double d;
+        std::memcpy(&d, bytes.data() + i, 8);
+        t.data.push_back(static_cast<float>(d));
+      }
+    } else {
+      throw std::runtime_error("run_ort: unsupported output dtype " + dtype);
+    }
+    result[name] = std::move(t);
+  }
+  return result;
+}
+
+void expose_as_outputs(onnx::ModelProto& model, const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    auto* v = model.mutable_graph()->add_output();
+    v->set_name(n);
+  }
+}
+
+namespace {
+const onnx::TensorProto* find_constant(const onnx::GraphProto& g, const std::string& name) {
+  for (const auto& t : g.initializer()) {
+    if (t.name() == name) return &t;
+  }
+  for (const auto& node : g.node()) {
+    if (node.op_type() == "Constant" && node.output_size() == 1 && node.output(0) == name) {
+      for (const auto& a : node.attribute()) {
+        if (a.name() == "value") return &a.t();
+      }
+    }
+    for (const auto& a : node.attribute()) {
+      if (a.has_g()) {
+        if (auto* t = find_constant(a.g(), name)) return t;
+      }
+      for (const auto& sub : a.graphs()) {
+        if (auto* t = find_constant(sub, name)) return t;
+      }
+    }
+  }
+  return nullptr;
+}
+}  // namespace
+
+std::optional<std::vector<float>> constant_values(const onnx::ModelProto& model, const std::string& name) {
+  const onnx::TensorProto* t = find_constant(model.graph(), name);
+  if (t == nullptr) return std::nullopt;
+  return read_float_tensor(*t, ".", "test");
+}
+
+std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& model, const std::string& name) {
+  const auto codebook = constant_values(model, name + ".pq.codebook");
+  if (!codebook) return std::nullopt;
+  int bits = 0;
+  while ((std::size_t{1} << bits) < codebook->size()) ++bits;
+  std::vector<BitPlane> planes;
+  int shift = 0;
+  const std::vector<int> widths = plane_widths(bits);
+  for (std::size_t p = 0; p < widths.size(); ++p) {
+    const onnx::TensorProto* t = find_constant(model.graph(), name + ".pq.p" + std::to_string(p));
+    if (t == nullptr) return std::nullopt;
+    BitPlane plane;
+    plane.width = widths[p];
+    plane.shift = shift;
+    plane.bytes.assign(t->raw_data().begin(), t->raw_data().end());
+    shift += widths[p];
+    planes.push_back(std::move(plane));
+  }
+  const onnx::TensorProto* shape = find_constant(model.graph(), name + ".pq.shape");
+  if (shape == nullptr) return std::nullopt;
+  std::size_t n = 1;
+  for (std::size_t i = 0; i < shape->raw_data().size() / 8; ++i) {
+    std::int64_t d;
+    std::memcpy(&d, shape->raw_data().data() + i * 8, 8);
+    n *= static_cast<std::size_t>(d);
+  }
+  const std::vector<std::uint8_t> codes = unpack_codes(planes, n);
+  std::vector<float> w(n);
+  for (std::size_t i = 0; i < n; ++i) w[i] = (*codebook)[codes[i]];
+  return w;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "pqtool-test-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+double sqnr_db(const std::vector<float>& ref, const std::vector<float>& approx) {
+  double s = 0.0;
+  double e = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    s += static_cast<double>(ref[i]) * ref[i];
+    const double d = static_cast<double>(ref[i]) - approx[i];
+    e += d * d;
+  }
+  return 10.0 * std::log10(s / e);
+}
+
+}  // namespace pqtool::test

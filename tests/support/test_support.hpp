@@ -1,0 +1,93 @@
+// Test support: small ONNX models built in memory, ONNX Runtime runs through the node harness in
+// tests/ort, and an independent decoder of pqtool's lut weights from an output file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+namespace pqtool::test {
+
+namespace fs = std::filesystem;
+
+/// Builds a ModelProto with one graph, step by step.
+class ModelBuilder {
+ public:
+  explicit ModelBuilder(std::int64_t opset, std::int64_t ir_version = 7);
+  onnx::GraphProto& graph() { return *model_.mutable_graph(); }
+  onnx::ModelProto& model() { return model_; }
+
+  void add_input(const std::string& name, const std::vector<std::int64_t>& dims,
+                 int elem_type = onnx::TensorProto::FLOAT, onnx::GraphProto* g = nullptr);
+  void add_output(const std::string& name, int elem_type = onnx::TensorProto::FLOAT, onnx::GraphProto* g = nullptr);
+  /// A float tensor as a graph initializer (type FLOAT, FLOAT16 or DOUBLE, raw_data).
+  void add_initializer(const std::string& name, const std::vector<std::int64_t>& dims, const std::vector<float>& v,
+                       int elem_type = onnx::TensorProto::FLOAT, onnx::GraphProto* g = nullptr);
+  /// The same tensor as a Constant node.
+  void add_constant(const std::string& name, const std::vector<std::int64_t>& dims, const std::vector<float>& v,
+                    int elem_type = onnx::TensorProto::FLOAT, onnx::GraphProto* g = nullptr);
+  onnx::NodeProto& add_node(const std::string& op, const std::vector<std::string>& inputs,
+                            const std::vector<std::string>& outputs, onnx::GraphProto* g = nullptr);
+  void save(const fs::path& path) const;
+
+ private:
+  onnx::ModelProto model_;
+};
+
+onnx::TensorProto make_float_tensor(const std::string& name, const std::vector<std::int64_t>& dims,
+                                    const std::vector<float>& v, int elem_type = onnx::TensorProto::FLOAT);
+
+/// Heavy-tailed weights like trained ones: a mix of a narrow Gaussian and a wider Laplace.
+std::vector<float> random_weights(std::size_t n, std::uint32_t seed, float scale = 0.05f);
+
+struct OrtTensor {
+  std::vector<std::int64_t> dims;
+  std::vector<float> data;  ///< float32 data (float16/float64 outputs are converted)
+};
+using OrtTensors = std::map<std::string, OrtTensor>;
+
+/// True when node + onnxruntime-node are usable (runs tests/ort/setup.sh once). When not, `why`
+/// says why; tests then skip, unless PQTOOL_REQUIRE_ORT=1 (the CI setting), when they fail.
+bool ort_available(std::string* why);
+
+/// Runs `model` in ONNX Runtime on `inputs` (float32) and returns the requested outputs (all
+/// graph outputs when empty). Throws std::runtime_error with ORT's message on failure.
+OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::vector<std::string>& outputs = {},
+                   const std::string& opt_level = "all");
+
+/// Adds graph outputs (float, unknown shape) for `names` so ORT returns those tensors.
+void expose_as_outputs(onnx::ModelProto& model, const std::vector<std::string>& names);
+
+/// Decodes a lut-format weight from a quantized model by reading its bit planes and codebook
+/// constants ("<name>.pq.p<k>", "<name>.pq.codebook") and unpacking them here, independently of
+/// the dequantization subgraph. Returns nullopt when the model holds no such weight.
+std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& model, const std::string& name);
+
+/// Float values of a constant (initializer or Constant node, any graph) by name.
+std::optional<std::vector<float>> constant_values(const onnx::ModelProto& model, const std::string& name);
+
+/// A fresh empty folder under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+/// Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
+int run_command(const std::string& command, std::string* output = nullptr);
+
+/// SQNR in dB of `approx` against `ref`.
+double sqnr_db(const std::vector<float>& ref, const std::vector<float>& approx);
+
+}  // namespace pqtool::test

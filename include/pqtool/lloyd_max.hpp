@@ -19,6 +19,7 @@ struct LloydMaxParams {
   int bits = 4;                                   ///< 2^bits levels, bits in [1, 8]
   int max_iterations = kDefaultLloydMaxIterations;///< iteration cap
   double tolerance = kDefaultLloydMaxTolerance;   ///< stop when relative MSE decrease < tolerance
+  int split_merge_rounds = -1;                    ///< split–merge exchanges at most (−1: one per level)
 };
 
 struct LloydMaxResult {
@@ -27,6 +28,7 @@ struct LloydMaxResult {
   bool converged = false;
   double mse = 0.0;                  ///< final mean squared error (pdf: expected; data: sample)
   std::vector<double> mse_history;   ///< MSE after each iteration
+  int split_merge_moves = 0;         ///< split–merge exchanges kept (solve_lloyd_max_split_merge)
 };
 
 /// Lloyd–Max levels for a Gaussian or Laplace density (the parametric, data-free solution).
@@ -46,6 +48,12 @@ LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const Lloyd
 /// `mse_history[i]` is the error of iteration i's levels on iteration i's cells (non-increasing).
 LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
                                     const LloydMaxParams& lp);
+
+/// Lloyd iterations from `initial`, then split–merge exchanges that move a level from where it
+/// is least needed to where it is most needed whenever that lowers the error, each followed by
+/// Lloyd again. Never worse than solve_lloyd_max_data from the same start.
+LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
+                                           const LloydMaxParams& lp);
 
 /// Sample MSE of quantizing every value of `sample` with `codebook` (nearest level).
 double codebook_mse(const SortedSample& sample, const Codebook& codebook);

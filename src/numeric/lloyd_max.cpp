@@ -15,6 +15,14 @@
 // these smooth integrands, free of the cancellation of the closed-form moment expansion); the
 // two unbounded outer cells use closed forms. Solutions are cached per (distribution, bits).
 //
+// Split–merge (solve_lloyd_max_split_merge): Lloyd stops at a local minimum, and on heavy-tailed
+// weights a bad one — a few outliers share the outermost cell with many ordinary values, while
+// dense regions hold more levels than they need. Each round moves one level: the cell whose
+// split most reduces the error is split, the pair of neighbours whose merge costs least is
+// merged, and Lloyd descends again; the move is kept only if the error ends lower (the
+// split/merge exchange of Kaukoranta, Fränti & Nevalainen, "Iterative split-and-merge
+// algorithm for VQ codebook generation", 1998, applied to the scalar case).
+//
 // Data solution (solve_lloyd_max_data): Lloyd iterations on a SortedSample. Cells are index
 // ranges of the sorted values found by binary search on the thresholds, cell means come from
 // prefix sums, so an iteration costs O(levels · log n) rather than a pass over the data.
@@ -52,6 +60,8 @@ constexpr int kBisectionSteps = 200;
 constexpr double kCompanderExponentInverse = 3.0;
 constexpr double kHalf = 0.5;
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
+/// A split–merge exchange is kept only when it lowers the MSE by at least this fraction.
+constexpr double kSplitMergeMinGain = 1e-9;
 
 void check_bits(int bits) {
   PQ_CHECK(bits >= kMinBits && bits <= kMaxBits, ErrorCode::kBadUsage,
@@ -444,6 +454,9 @@ std::vector<Cell> fill_empty_cells(const SortedSample& s, std::vector<Cell> cell
   return filled;
 }
 
+/// True when every value of the (non-empty) cell is equal: it cannot be split.
+bool s_equal_ends(const SortedSample& s, const Cell& c) { return s[c.begin] == s[c.end - 1]; }
+
 bool same_partition(const std::vector<Cell>& a, const std::vector<Cell>& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(),
                     [](const Cell& x, const Cell& y) { return x.begin == y.begin && x.end == y.end; });
@@ -537,6 +550,74 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
   // The reported error is measured directly on the returned codebook, not from prefix sums.
   r.mse = codebook_mse(sample, r.codebook);
   return r;
+}
+
+LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
+                                           const LloydMaxParams& lp) {
+  LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
+  if (sample.distinct_count() <= initial.size() || initial.size() < 3) return best;
+  const int max_rounds = lp.split_merge_rounds < 0 ? static_cast<int>(initial.size()) : lp.split_merge_rounds;
+  for (int round = 0; round < max_rounds; ++round) {
+    // Step 1: the cells of the current fixed point (non-empty ones), with their errors.
+    std::vector<Cell> cells;
+    for (const Cell& c : partition(sample, best.codebook)) {
+      if (!c.empty()) cells.push_back(c);
+    }
+    if (cells.size() < 3) break;
+    // Step 2: the best split — the cell whose split at its mean removes the most error.
+    std::size_t split = cells.size();
+    std::size_t split_at = 0;
+    double gain = 0.0;
+    for (std::size_t k = 0; k < cells.size(); ++k) {
+      const Cell& c = cells[k];
+      if (s_equal_ends(sample, c)) continue;
+      const std::size_t at = std::clamp(sample.upper_bound(cell_mean(sample, c)), c.begin + 1, c.end - 1);
+      const double g = cell_sse(sample, c) - cell_sse(sample, {c.begin, at}) - cell_sse(sample, {at, c.end});
+      if (g > gain) {
+        gain = g;
+        split = k;
+        split_at = at;
+      }
+    }
+    // Step 3: the cheapest merge of two neighbours, not touching the cell being split.
+    std::size_t merge = cells.size();
+    double cost = kInfinity;
+    for (std::size_t k = 0; k + 1 < cells.size(); ++k) {
+      if (k == split || k + 1 == split) continue;
+      const double c = cell_sse(sample, {cells[k].begin, cells[k + 1].end}) - cell_sse(sample, cells[k]) -
+                       cell_sse(sample, cells[k + 1]);
+      if (c < cost) {
+        cost = c;
+        merge = k;
+      }
+    }
+    // Step 4: move a level from where it is least needed to where it is most needed, when the
+    // exchange lowers the error before Lloyd even runs; then descend again from there.
+    if (split == cells.size() || merge == cells.size() || !(gain > cost)) break;
+    std::vector<Cell> moved;
+    for (std::size_t k = 0; k < cells.size(); ++k) {
+      if (k == merge) {
+        moved.push_back({cells[k].begin, cells[k + 1].end});
+        ++k;
+      } else if (k == split) {
+        moved.push_back({cells[k].begin, split_at});
+        moved.push_back({split_at, cells[k].end});
+      } else {
+        moved.push_back(cells[k]);
+      }
+    }
+    std::vector<double> levels;
+    for (const Cell& c : moved) levels.push_back(cell_mean(sample, c));
+    levels.resize(initial.size(), levels.back());
+    LloydMaxResult candidate = solve_lloyd_max_data(sample, Codebook(std::move(levels)), lp);
+    // Step 5: keep the exchange only if the descent from it ends lower.
+    if (!(candidate.mse < best.mse * (1.0 - kSplitMergeMinGain))) break;
+    candidate.iterations += best.iterations;
+    candidate.mse_history.insert(candidate.mse_history.begin(), best.mse_history.begin(), best.mse_history.end());
+    candidate.split_merge_moves = best.split_merge_moves + 1;
+    best = std::move(candidate);
+  }
+  return best;
 }
 
 double codebook_mse(const SortedSample& sample, const Codebook& codebook) {

@@ -84,7 +84,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   Codebook solved = parametric.codebook;
   // 4. Refine on the weights themselves.
   if (q.method == Method::kLloydMax) {
-    const LloydMaxResult refined = solve_lloyd_max_data(sample, parametric.codebook, lp);
+    const LloydMaxResult refined = solve_lloyd_max_split_merge(sample, parametric.codebook, lp);
     q.iterations = refined.iterations;
     q.converged = refined.converged;
     solved = refined.codebook;

@@ -11,7 +11,7 @@
 //
 // (the bracketed flatten-and-trim only when the plane's last byte holds padding codes)
 //
-// T_{w,s} is a shared int32 table [256, 8/w] per graph that turns a byte into its 8/w codes of w
+// T_{w,s} is a shared table [256, 8/w] per graph (uint8, widened to int32 once) that turns a byte into its 8/w codes of w
 // bits, pre-shifted by s; an 8-bit plane needs only the Cast. All ops exist from opset 7, so the
 // model's opset is never raised. Runtimes fold the subgraph into a constant at load time.
 #include "pqtool/rewrite.hpp"
@@ -211,7 +211,7 @@ class LutWriter {
       apply_edit(edit);
       if (stats != nullptr) {
         for (const auto& [ws, name] : edit.tables) {
-          stats->shared_bytes += static_cast<std::uint64_t>(kByteValues * (8 / ws.first)) * sizeof(std::int32_t);
+          stats->shared_bytes += static_cast<std::uint64_t>(kByteValues * (8 / ws.first));
           (void)name;
         }
       }
@@ -241,13 +241,19 @@ class LutWriter {
     edit.prepend.push_back(std::move(node));
   }
 
+  // The unpack table of a plane layout, shared by every weight of the graph: stored as uint8
+  // (a quarter of int32's bytes) and widened once by a Cast, since Gather's indices must be int.
   const std::string& shared_table(GraphEdit& edit, int width, int shift) {
     auto [it, inserted] = edit.tables.try_emplace({width, shift});
     if (inserted) {
-      it->second = names_.fresh(fmt::format("pqtool_unpack_w{}_s{}", width, shift));
-      add_constant(edit, make_tensor(it->second, onnx::TensorProto::INT32, {kByteValues, 8 / width},
-                                     to_raw(unpack_table(width, shift))),
+      const std::string stored = names_.fresh(fmt::format("pqtool_unpack_w{}_s{}", width, shift));
+      std::vector<std::uint8_t> table;
+      for (std::int32_t v : unpack_table(width, shift)) table.push_back(static_cast<std::uint8_t>(v));
+      add_constant(edit, make_tensor(stored, onnx::TensorProto::UINT8, {kByteValues, 8 / width}, to_raw(table)),
                    false);
+      it->second = names_.fresh(fmt::format("pq{}", next_value_++));
+      edit.prepend.push_back(make_node("Cast", {stored}, it->second));
+      set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
     }
     return it->second;
   }

@@ -28,6 +28,7 @@ struct Consumer {
   std::string op_type;
   int input_slot = 0;
   std::string node_name;
+  bool transposed = false;  ///< Gemm's transA/transB for the input it reads
 };
 
 struct ConstTensor {

@@ -2,18 +2,55 @@
 // why) — separately from doing it, so the plan can be printed, diffed and tested.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include "pqtool/discover.hpp"
 #include "pqtool/quantize.hpp"
+#include "pqtool/scaled.hpp"
 
 namespace pqtool {
 
 /// Tensors smaller than this are left in float: their codebook would cost more than it saves
 /// and they are usually depthwise kernels, where error hurts most.
 constexpr std::uint64_t kDefaultMinElements = 128;
+
+/// Where scales apply: one codebook for the whole tensor, or a shared codebook with one scale
+/// per output channel or per block of the reduction axis.
+enum class Granularity { kTensor, kChannel, kBlock };
+
+struct GranularityInfo {
+  Granularity granularity;
+  std::string_view name;
+  std::string_view summary;
+};
+
+inline constexpr std::array<GranularityInfo, 3> kGranularities{{
+    {Granularity::kTensor, "tensor", "one codebook per tensor"},
+    {Granularity::kChannel, "channel", "shared codebook, one fp16 scale per output channel"},
+    {Granularity::kBlock, "block", "shared codebook, one fp16 scale per block of --block-size along the reduction axis"},
+}};
+
+std::string_view to_string(Granularity g);
+std::optional<Granularity> parse_granularity(std::string_view name);
+
+constexpr std::size_t kDefaultBlockSize = 64;
+
+/// A weight seen as [pre, reduce, post]: `reduce` is the extent its consumer sums over (Conv:
+/// I·kh·kw, MatMul [K, N]: K with post = N, Gemm per transB, Gather rows: the embedding).
+struct ReductionView {
+  std::size_t pre = 1;
+  std::size_t reduce = 1;
+  std::size_t post = 1;
+};
+
+/// The reduction view of a weight from its weight-slot consumers; nullopt when they disagree or
+/// the op has no natural one.
+std::optional<ReductionView> reduction_view(const ConstTensor& t);
 
 /// `--bits-override REGEX=N`: tensors whose name matches REGEX get N bits (last match wins).
 struct BitsOverride {
@@ -25,6 +62,8 @@ struct PlanOptions {
   int bits = 4;                                   ///< default bits per weight, 1..8
   Method method = Method::kAuto;                  ///< how levels are chosen
   std::uint64_t min_elements = kDefaultMinElements;  ///< smaller weights are skipped
+  Granularity granularity = Granularity::kTensor;    ///< where scales apply
+  std::size_t block_size = kDefaultBlockSize;        ///< elements per block (Granularity::kBlock)
   std::vector<std::string> exclude;               ///< ECMAScript regexes over tensor names (full match)
   std::vector<BitsOverride> overrides;            ///< applied in order, last match wins
 };
@@ -35,6 +74,9 @@ struct TensorPlan {
   std::string reason;      ///< why it is skipped (empty when quantized)
   int bits = 4;
   Method method = Method::kAuto;
+  Granularity granularity = Granularity::kTensor;  ///< as resolved for this tensor
+  GroupLayout layout;                              ///< the scale groups (kChannel, kBlock)
+  std::string note;                                ///< why the granularity differs from the request
 };
 
 struct Plan {

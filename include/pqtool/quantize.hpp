@@ -12,6 +12,7 @@
 
 #include "pqtool/codebook.hpp"
 #include "pqtool/fit.hpp"
+#include "pqtool/group_layout.hpp"
 #include "pqtool/lloyd_max.hpp"
 #include "pqtool/stats.hpp"
 
@@ -50,6 +51,9 @@ struct QuantizeParams {
   int bits = 4;                                     ///< 2^bits levels, 1..8
   LloydMaxParams lloyd;                             ///< iteration cap and tolerance (bits is overwritten)
   LevelPrecision precision = LevelPrecision::kFloat32;  ///< storage precision of the levels
+  /// With a layout: one shared codebook and an fp16 scale per group (quantize_scaled); without,
+  /// one codebook for the whole tensor.
+  std::optional<GroupLayout> groups;
 };
 
 /// Error of a reconstruction against the original values.
@@ -73,6 +77,7 @@ struct TensorQuantization {
   Fit fit;
   Codebook codebook;                  ///< levels as stored (rounded to the storage precision)
   std::vector<std::uint8_t> codes;    ///< one code per value, in the input order
+  std::vector<float> scales;          ///< per group, as stored (empty: one codebook per tensor)
   int iterations = 0;                 ///< Lloyd iterations on the data (0 for parametric)
   bool converged = true;
   ErrorStats error;                   ///< of decode(codes) against the input

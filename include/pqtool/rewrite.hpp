@@ -11,6 +11,7 @@
 
 #include "pqtool/discover.hpp"
 #include "pqtool/model.hpp"
+#include "pqtool/scaled.hpp"
 
 namespace pqtool {
 
@@ -42,6 +43,10 @@ struct QuantizedWeight {
   int bits = 4;
   std::vector<double> levels;        ///< 2^bits codebook levels, already in the weight's precision
   std::vector<std::uint8_t> codes;   ///< one code per element, row-major
+  /// With per-group scales: ŵ = levels[code] · scales[group] over `layout`; empty for one
+  /// codebook per tensor. Scales are stored as fp16 (they must be fp16-exact).
+  std::vector<float> scales;
+  GroupLayout layout;
 };
 
 struct RewriteStats {

@@ -9,6 +9,7 @@
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
 #include "pqtool/sample.hpp"
+#include "pqtool/scaled.hpp"
 
 namespace pqtool {
 
@@ -76,20 +77,34 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   const SortedSample sample(values);
   // 2. Fit Gaussian and Laplace; the smaller KS statistic picks the density.
   q.fit = fit_distribution(sample);
-  // 3. The data-free Lloyd–Max codebook of the fitted density.
+  // 3. With scale groups: a shared codebook and per-group scales, solved jointly.
+  if (params.groups) {
+    ScaledParams sp;
+    sp.bits = params.bits;
+    sp.lloyd = params.lloyd;
+    sp.codebook_precision = params.precision;
+    ScaledQuantization s = quantize_scaled(values, *params.groups, sp);
+    q.codebook = std::move(s.codebook);
+    q.codes = std::move(s.codes);
+    q.scales = std::move(s.scales);
+    q.iterations = s.rounds;
+    q.error = s.error;
+    return q;
+  }
+  // 4. The data-free Lloyd–Max codebook of the fitted density.
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
   const LloydMaxResult parametric = solve_lloyd_max_pdf(q.fit.best_params(), lp);
   q.parametric_mse = codebook_mse(sample, parametric.codebook);
   Codebook solved = parametric.codebook;
-  // 4. Refine on the weights themselves.
+  // 5. Refine on the weights themselves.
   if (q.method == Method::kLloydMax) {
     const LloydMaxResult refined = solve_lloyd_max_split_merge(sample, parametric.codebook, lp);
     q.iterations = refined.iterations;
     q.converged = refined.converged;
     solved = refined.codebook;
   }
-  // 5. Round the levels to the precision the model stores them in, then encode with the rounded
+  // 6. Round the levels to the precision the model stores them in, then encode with the rounded
   //    levels so the codes pick the nearest level that will really be reconstructed.
   std::vector<double> stored(solved.levels().begin(), solved.levels().end());
   for (double& level : stored) level = round_to_precision(level, params.precision);
@@ -98,7 +113,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.codebook.encode(values, codes32);
   q.codes.resize(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) q.codes[i] = static_cast<std::uint8_t>(codes32[i]);
-  // 6. The error of what a runtime reconstructs.
+  // 7. The error of what a runtime reconstructs.
   const std::vector<float> reconstructed = dequantize(q.codebook, q.codes);
   q.error = measure_error(values, reconstructed);
   return q;

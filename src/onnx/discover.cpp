@@ -85,7 +85,13 @@ struct Walker {
         std::size_t* idx = lookup(node.input(slot));
         if (idx == nullptr) continue;
         ConstTensor& c = out[*idx];
-        c.consumers.push_back({node.op_type(), slot, node.name()});
+        bool transposed = false;
+        if (node.op_type() == "Gemm" && slot <= 1) {
+          for (const auto& attr : node.attribute()) {
+            if (attr.name() == (slot == 0 ? "transA" : "transB")) transposed = attr.i() != 0;
+          }
+        }
+        c.consumers.push_back({node.op_type(), slot, node.name(), transposed});
         if (std::find(slots.begin(), slots.end(), slot) != slots.end()) c.is_weight = true;
       }
       // Subgraph bodies see this graph's constants, and may read them implicitly.

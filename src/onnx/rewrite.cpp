@@ -9,6 +9,9 @@
 //                                                                                                  │
 //             W.codebook [2^b] ─────────────────────────────────────────────── Gather(codebook, codes) ─> W ──> Conv
 //
+// With per-channel or per-block scales the codes are shaped [pre, groups, block, post] and
+//             Gather(codebook, codes) ─Mul(Cast(W.scales fp16 [pre, groups, 1, post]))─Reshape(S) ─> W
+//
 // (the bracketed flatten-and-trim only when the plane's last byte holds padding codes)
 //
 // T_{w,s} is a shared table [256, 8/w] per graph (uint8, widened to int32 once) that turns a byte into its 8/w codes of w
@@ -166,11 +169,17 @@ class LutWriter {
       return out;
     };
 
-    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) in the weight's
-    //    shape. A plane whose last byte is padded is flattened and trimmed to n codes first.
+    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) in the shape the
+    //    lookup needs: the weight's own, or the group view [pre, groups, block, post] when
+    //    scales follow. A plane whose last byte is padded is flattened and trimmed first.
+    const bool scaled = !w.scales.empty();
+    const std::vector<std::int64_t> view =
+        scaled ? std::vector<std::int64_t>{static_cast<std::int64_t>(w.layout.pre), static_cast<std::int64_t>(w.layout.groups),
+                                           static_cast<std::int64_t>(w.layout.block), static_cast<std::int64_t>(w.layout.post)}
+               : t.dims;
     const std::string shape = constant(base + ".pq.shape", make_tensor("", onnx::TensorProto::INT64,
-                                                                       {static_cast<std::int64_t>(t.dims.size())},
-                                                                       to_raw(t.dims)));
+                                                                       {static_cast<std::int64_t>(view.size())},
+                                                                       to_raw(view)));
     const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
     std::string codes;
     for (std::size_t p = 0; p < planes.size(); ++p) {
@@ -192,11 +201,35 @@ class LutWriter {
       plane_codes = node("Reshape", {plane_codes, shape});
       codes = codes.empty() ? plane_codes : node("Add", {codes, plane_codes});
     }
-    // 2. The codebook lookup produces the weight itself, under its original name.
+    // 2. The codebook lookup produces the weight itself, under its original name — or, with
+    //    scales, the normalised weight in the group view, scaled per group and reshaped back.
     const std::string codebook =
         constant(base + ".pq.codebook", make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
                                                     float_raw(w.levels, t.type)));
-    edit.prepend.push_back(make_node("Gather", {codebook, codes}, t.name));
+    if (!scaled) {
+      edit.prepend.push_back(make_node("Gather", {codebook, codes}, t.name));
+    } else {
+      PQ_ASSERT(t.type == TensorType::kFloat32 && w.scales.size() == w.layout.scale_count());
+      std::vector<std::uint16_t> half(w.scales.size());
+      for (std::size_t i = 0; i < half.size(); ++i) {
+        half[i] = float_to_fp16(w.scales[i]);
+        PQ_ASSERT(fp16_to_float(half[i]) == w.scales[i]);
+      }
+      const std::string scales = constant(
+          base + ".pq.scales",
+          make_tensor("", onnx::TensorProto::FLOAT16,
+                      {static_cast<std::int64_t>(w.layout.pre), static_cast<std::int64_t>(w.layout.groups), 1,
+                       static_cast<std::int64_t>(w.layout.post)},
+                      to_raw(half)));
+      const std::string normalised = node("Gather", {codebook, codes});
+      const std::string widened = node("Cast", {scales});
+      set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::FLOAT);
+      const std::string product = node("Mul", {normalised, widened});
+      const std::string target = constant(base + ".pq.dims", make_tensor("", onnx::TensorProto::INT64,
+                                                                         {static_cast<std::int64_t>(t.dims.size())},
+                                                                         to_raw(t.dims)));
+      edit.prepend.push_back(make_node("Reshape", {product, target}, t.name));
+    }
 
     if (t.storage == Storage::kConstantNode) {
       edit.drop_constants.insert(t.name);
@@ -328,7 +361,11 @@ void rewrite_fake(onnx::ModelProto& model, const QuantizedWeight& w) {
   const ConstTensor& t = *w.tensor;
   auto& tensor = const_cast<onnx::TensorProto&>(find_tensor_proto(model, t));
   std::vector<double> values(w.codes.size());
-  for (std::size_t i = 0; i < values.size(); ++i) values[i] = w.levels[w.codes[i]];
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    // The same float32 arithmetic as the lut subgraph: level, times the group's scale.
+    const auto level = static_cast<float>(w.levels[w.codes[i]]);
+    values[i] = w.scales.empty() ? w.levels[w.codes[i]] : static_cast<double>(level * w.scales[w.layout.group_of(i)]);
+  }
   tensor.clear_float_data();
   tensor.clear_int32_data();
   tensor.clear_double_data();

@@ -131,6 +131,7 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
     qp.bits = p.bits;
     qp.lloyd = job.lloyd;
     qp.precision = precision_of(t.type);
+    if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
     TensorQuantization q = quantize_tensor(values, qp);
 
     TensorReport& r = report.tensors[todo[k]];
@@ -149,12 +150,19 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
     r.converged = q.converged;
     r.sum_squares_signal = q.error.sum_squares_signal;
     r.sum_squares_error = q.error.sum_squares_error;
-    r.bytes_out = job.format == Format::kLut ? lut_payload_bytes(t.elements, q.bits, t.type) : t.bytes;
+    r.granularity = std::string(to_string(p.granularity));
+    r.scale_groups = q.scales.size();
+    r.note = p.note;
+    r.bytes_out = job.format == Format::kLut
+                      ? lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t)
+                      : t.bytes;
 
     quantized[k].tensor = &t;
     quantized[k].bits = q.bits;
     quantized[k].levels = r.levels;
     quantized[k].codes = std::move(q.codes);
+    quantized[k].scales = std::move(q.scales);
+    quantized[k].layout = p.layout;
     notify("quantize", ++done, todo.size());
   });
 

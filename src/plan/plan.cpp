@@ -2,6 +2,7 @@
 // for every one that is not.
 #include "pqtool/plan.hpp"
 
+#include <algorithm>
 #include <regex>
 
 #include "pqtool/error.hpp"
@@ -10,6 +11,8 @@
 
 namespace pqtool {
 namespace {
+
+constexpr std::uint64_t kScaleBytes = 2;  // scales are stored as fp16
 
 std::regex compile(const std::string& pattern, const char* option) {
   try {
@@ -31,7 +34,113 @@ std::string consumer_summary(const ConstTensor& t) {
   return ops;
 }
 
+// Stored bytes of one weight at `bits` with the plan's granularity: packed codes, the codebook
+// in the weight's type, and fp16 scales.
+std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e) {
+  std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
+  if (e.granularity != Granularity::kTensor) bytes += e.layout.scale_count() * kScaleBytes;
+  return bytes;
+}
+
+std::size_t product(const std::vector<std::int64_t>& dims, std::size_t begin, std::size_t end) {
+  std::size_t p = 1;
+  for (std::size_t i = begin; i < end && i < dims.size(); ++i) p *= static_cast<std::size_t>(dims[i]);
+  return p;
+}
+
+std::optional<ReductionView> view_for(const ConstTensor& t, const Consumer& c) {
+  const auto& d = t.dims;
+  const std::size_t r = d.size();
+  const std::string& op = c.op_type;
+  if ((op == "Conv" && c.input_slot == 1 && r >= 2) || (op == "Gather" && c.input_slot == 0 && r >= 2)) {
+    return ReductionView{static_cast<std::size_t>(d[0]), product(d, 1, r), 1};
+  }
+  if (op == "ConvTranspose" && c.input_slot == 1 && r >= 2) {
+    return ReductionView{1, static_cast<std::size_t>(d[0]), product(d, 1, r)};
+  }
+  if (op == "MatMul" && r >= 2) {
+    if (c.input_slot == 1) {
+      return ReductionView{product(d, 0, r - 2), static_cast<std::size_t>(d[r - 2]), static_cast<std::size_t>(d[r - 1])};
+    }
+    return ReductionView{product(d, 0, r - 1), static_cast<std::size_t>(d[r - 1]), 1};
+  }
+  if (op == "Gemm" && r == 2) {
+    // B is [K, N] (or [N, K] with transB); A is [M, K] (or [K, M] with transA).
+    const bool k_first = (c.input_slot == 1) != c.transposed;
+    if (k_first) return ReductionView{1, static_cast<std::size_t>(d[0]), static_cast<std::size_t>(d[1])};
+    return ReductionView{static_cast<std::size_t>(d[0]), static_cast<std::size_t>(d[1]), 1};
+  }
+  if ((op == "LSTM" || op == "GRU" || op == "RNN") && r == 3) {
+    return ReductionView{product(d, 0, 2), static_cast<std::size_t>(d[2]), 1};
+  }
+  return std::nullopt;
+}
+
+// Resolves the requested granularity for one weight into a layout, falling back (with a note)
+// when the weight has no reduction view or the block size does not divide the reduction axis.
+void resolve_granularity(const ConstTensor& t, const PlanOptions& options, TensorPlan& e) {
+  e.granularity = options.granularity;
+  if (e.granularity == Granularity::kTensor) return;
+  if (t.type != TensorType::kFloat32) {
+    e.granularity = Granularity::kTensor;
+    e.note = fmt::format("{} weights use one codebook per tensor", to_string(t.type));
+    return;
+  }
+  const auto view = reduction_view(t);
+  if (!view) {
+    e.granularity = Granularity::kTensor;
+    e.note = "no single reduction axis: one codebook per tensor";
+    return;
+  }
+  const GroupLayout channel{view->pre, 1, view->reduce, view->post};
+  if (e.granularity == Granularity::kChannel || view->reduce <= options.block_size) {
+    if (e.granularity == Granularity::kBlock) {
+      e.note = fmt::format("reduction axis of {} <= block size {}: one scale per channel", view->reduce,
+                           options.block_size);
+    }
+    e.granularity = Granularity::kChannel;
+    e.layout = channel;
+    return;
+  }
+  if (view->reduce % options.block_size != 0) {
+    e.granularity = Granularity::kChannel;
+    e.layout = channel;
+    e.note = fmt::format("reduction axis of {} is not a multiple of the block size {}: one scale per channel",
+                         view->reduce, options.block_size);
+    return;
+  }
+  e.layout = GroupLayout{view->pre, view->reduce / options.block_size, options.block_size, view->post};
+}
+
 }  // namespace
+
+std::string_view to_string(Granularity g) {
+  for (const auto& info : kGranularities) {
+    if (info.granularity == g) return info.name;
+  }
+  PQ_ASSERT(false);
+  return {};
+}
+
+std::optional<Granularity> parse_granularity(std::string_view name) {
+  for (const auto& info : kGranularities) {
+    if (info.name == name) return info.granularity;
+  }
+  return std::nullopt;
+}
+
+std::optional<ReductionView> reduction_view(const ConstTensor& t) {
+  std::optional<ReductionView> view;
+  for (const Consumer& c : t.consumers) {
+    const auto slots = weight_slots(c.op_type);
+    if (std::find(slots.begin(), slots.end(), c.input_slot) == slots.end()) continue;
+    const auto v = view_for(t, c);
+    if (!v) return std::nullopt;
+    if (view && (view->pre != v->pre || view->reduce != v->reduce || view->post != v->post)) return std::nullopt;
+    view = v;
+  }
+  return view;
+}
 
 BitsOverride parse_bits_override(const std::string& text) {
   const auto eq = text.rfind('=');
@@ -79,6 +188,7 @@ Plan make_plan(const std::vector<ConstTensor>& tensors, const PlanOptions& optio
         exclude_used[k] = true;
       }
     }
+    if (t.is_weight) resolve_granularity(t, options, e);
     // The first reason that applies, most fundamental first.
     if (!t.is_weight) {
       e.reason = fmt::format("not a weight input (feeds {})", consumer_summary(t));
@@ -88,7 +198,7 @@ Plan make_plan(const std::vector<ConstTensor>& tensors, const PlanOptions& optio
       e.reason = fmt::format("fewer than {} elements (--min-elements)", options.min_elements);
     } else if (t.listed_as_graph_input) {
       e.reason = "also a graph input, so a runtime may override it";
-    } else if (lut_payload_bytes(t.elements, e.bits, t.type) >= t.bytes) {
+    } else if (planned_bytes(t, e) >= t.bytes) {
       e.reason = fmt::format("{} bits would not make it smaller", e.bits);
     } else {
       e.quantize = true;

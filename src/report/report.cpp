@@ -65,6 +65,8 @@ nlohmann::json to_json(const TensorReport& t) {
   j["method"] = t.method;
   j["bits"] = t.bits;
   j["granularity"] = t.granularity;
+  j["scale_groups"] = t.scale_groups;
+  if (!t.note.empty()) j["note"] = t.note;
   j["levels"] = t.levels;
   j["clip_range"] = {t.clip_min, t.clip_max};
   j["mse"] = t.mse;

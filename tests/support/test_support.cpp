@@ -264,6 +264,24 @@ std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& mode
   const std::vector<std::uint8_t> codes = unpack_codes(planes, n);
   std::vector<float> w(n);
   for (std::size_t i = 0; i < n; ++i) w[i] = (*codebook)[codes[i]];
+  // With scales, ".pq.shape" is the group view [pre, groups, block, post] and each value is
+  // multiplied by its group's fp16 scale, in float32 as a runtime does.
+  const auto scales = constant_values(model, name + ".pq.scales");
+  if (scales) {
+    std::vector<std::size_t> view;
+    for (std::size_t i = 0; i < shape->raw_data().size() / 8; ++i) {
+      std::int64_t d;
+      std::memcpy(&d, shape->raw_data().data() + i * 8, 8);
+      view.push_back(static_cast<std::size_t>(d));
+    }
+    if (view.size() != 4) return std::nullopt;
+    const std::size_t block = view[2];
+    const std::size_t post = view[3];
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t group = (i / (block * post)) * post + i % post;
+      w[i] = w[i] * (*scales)[group];
+    }
+  }
   return w;
 }
 

@@ -12,6 +12,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "pqtool/error.hpp"
+
 namespace pqtool::test {
 
 namespace fs = std::filesystem;
@@ -86,6 +88,17 @@ class TempDir {
 
 /// Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
+
+/// The pqtool::Error that fn() throws, or nullopt when it returns normally.
+template <typename Fn>
+std::optional<Error> error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e;
+  }
+  return std::nullopt;
+}
 
 /// SQNR in dB of `approx` against `ref`.
 double sqnr_db(const std::vector<float>& ref, const std::vector<float>& approx);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "pqtool/error.hpp"
 #include "pqtool/packing.hpp"
@@ -85,9 +86,18 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_option("-f,--format", q.format, "how quantized weights are stored")
       ->check(CLI::IsMember(names_of(kFormats)))
       ->capture_default_str();
+  cmd->add_option("-g,--granularity", q.granularity, "where scales apply")
+      ->check(CLI::IsMember(names_of(kGranularities)))
+      ->capture_default_str();
+  cmd->add_option("--block-size", q.block_size, "elements per scale block along the reduction axis")
+      ->check(CLI::Range(std::size_t{8}, std::size_t{1} << 20))
+      ->capture_default_str();
   cmd->add_option("--report", q.report, "report file: .json, .jsonl or .csv; '-' for JSON on stdout");
-  cmd->add_option("--exclude", q.exclude, "leave tensors whose name matches this regex in float (repeatable)");
-  cmd->add_option("--bits-override", q.bits_override, "REGEX=N: N bits for matching tensors, last match wins");
+  // One value per occurrence, so an input after a pattern stays an input.
+  cmd->add_option("--exclude", q.exclude, "leave tensors whose name matches this regex in float (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--bits-override", q.bits_override, "REGEX=N: N bits for matching tensors, last match wins")
+      ->allow_extra_args(false);
   cmd->add_option("--min-elements", q.min_elements, "skip weights with fewer elements")->capture_default_str();
   cmd->add_option("-j,--threads", q.threads, "worker threads (0 = all cores); output does not depend on it")
       ->check(CLI::Range(0, 1024))
@@ -107,6 +117,8 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
   plan.bits = q.bits;
   plan.method = *parse_method(q.method);
   plan.min_elements = q.min_elements;
+  plan.granularity = *parse_granularity(q.granularity);
+  plan.block_size = q.block_size;
   plan.exclude = q.exclude;
   for (const auto& text : q.bits_override) plan.overrides.push_back(parse_bits_override(text));
   if (!q.out_dir.empty()) {
@@ -133,6 +145,21 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
       job.output = in.parent_path() / fmt::format("{}.q{}{}", in.stem().string(), q.bits, in.extension().string());
     }
     jobs.push_back(std::move(job));
+  }
+  // With --force, two jobs writing one file (or one job writing over another's input) would lose
+  // data silently; dry runs write nothing.
+  if (!q.dry_run && jobs.size() > 1) {
+    std::error_code ec;
+    auto key = [&ec](const fs::path& p) { return fs::weakly_canonical(fs::absolute(p), ec).string(); };
+    std::set<std::string> inputs;
+    for (const QuantizeJob& job : jobs) inputs.insert(key(job.input));
+    std::set<std::string> outputs;
+    for (const QuantizeJob& job : jobs) {
+      PQ_CHECK(outputs.insert(key(job.output)).second, ErrorCode::kBadUsage,
+               "{}: two inputs would be written to this output; quantize them separately", job.output.string());
+      PQ_CHECK(!inputs.count(key(job.output)), ErrorCode::kBadUsage,
+               "{}: this output is also one of the inputs; choose another output", job.output.string());
+    }
   }
   return jobs;
 }

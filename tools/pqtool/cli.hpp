@@ -20,6 +20,8 @@ struct QuantizeOptions {
   int bits = 4;
   std::string method = "auto";
   std::string format = "lut";
+  std::string granularity = "tensor";
+  std::size_t block_size = kDefaultBlockSize;
   std::string report;          ///< .json / .jsonl / .csv, or "-" for JSON on stdout
   std::vector<std::string> exclude;
   std::vector<std::string> bits_override;

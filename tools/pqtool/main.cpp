@@ -1,5 +1,6 @@
 // pqtool's entry point: parse, run, and the one place that turns errors into exit codes
 // (0 success, 1 a check or --strict condition failed, 2 bad usage or input, 3 internal error).
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -24,6 +25,8 @@ extern "C" void on_signal(int sig) {
 int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // Logs go to stderr: stdout carries the summary or, with --report -, the JSON report.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("pqtool"));
   spdlog::set_pattern("pqtool: %^%l%$: %v");
   pqtool::cli::Options options;
   auto app = pqtool::cli::make_app(options);

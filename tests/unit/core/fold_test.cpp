@@ -170,13 +170,14 @@ TEST_P(FoldTest, FoldedConvComputesTheSameInOrt) {
   expect_same_outputs(got, want);
 }
 
+std::string fold_case_name(const testing::TestParamInfo<FoldCase>& p) {
+  return std::string(p.param.with_bias ? "Bias" : "NoBias") + (p.param.weight_as_constant ? "ConstantNode" : "Initializer");
+}
+
 INSTANTIATE_TEST_SUITE_P(BiasAndStorage, FoldTest,
                          testing::Values(FoldCase{true, false}, FoldCase{false, false}, FoldCase{true, true},
                                          FoldCase{false, true}),
-                         [](const testing::TestParamInfo<FoldCase>& info) {
-                           return std::string(info.param.with_bias ? "Bias" : "NoBias") +
-                                  (info.param.weight_as_constant ? "ConstantNode" : "Initializer");
-                         });
+                         fold_case_name);
 
 TEST(FoldTest, FoldsEveryPairAndCounts) {
   // Two Conv+BN pairs in sequence, each with its own weight and parameters.

@@ -9,9 +9,12 @@
 
 #include "pqtool/error.hpp"
 #include "pqtool/plan.hpp"
+#include "test_support.hpp"
 
 namespace pqtool {
 namespace {
+
+using test::error_of;
 
 constexpr std::uint64_t kLarge = 4096;  // elements: big enough to shrink at every bit width
 
@@ -29,15 +32,6 @@ ConstTensor tensor(const std::string& name, std::uint64_t elements = kLarge, boo
   return t;
 }
 
-template <typename Fn>
-std::optional<Error> error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
 
 const TensorPlan& entry(const Plan& plan, const std::vector<ConstTensor>& ts, const std::string& name) {
   for (const auto& e : plan.entries) {

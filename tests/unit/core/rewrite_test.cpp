@@ -30,13 +30,15 @@ struct Case {
   Storage storage;
   std::int64_t opset;
   int bits;
+  Granularity granularity = Granularity::kTensor;
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
   const char* s = info.param.storage == Storage::kInitializer ? "Initializer"
                   : info.param.storage == Storage::kConstant  ? "Constant"
                                                               : "IfSubgraph";
-  return fmt::format("{}_opset{}_bits{}", s, info.param.opset, info.param.bits);
+  return fmt::format("{}_opset{}_bits{}{}", s, info.param.opset, info.param.bits,
+                     info.param.granularity == Granularity::kTensor ? "" : "_" + std::string(to_string(info.param.granularity)));
 }
 
 // Conv weight [16,8,3,3] (1152 values), MatMul weight [37,13] (481 values: the last packed byte
@@ -147,6 +149,10 @@ TEST_P(RewriteTest, LutRunsInOrtAndMatchesFake) {
   job.input = dir / "in.onnx";
   job.plan.bits = c.bits;
   job.plan.min_elements = 100;
+  job.plan.granularity = c.granularity;
+  // Blocks of 8 divide Conv's reduction axis (8·3·3 = 72) but not MatMul's K = 37, which falls
+  // back to one scale per column: both layouts are exercised.
+  job.plan.block_size = 8;
   job.output = dir / "lut.onnx";
   const ModelReport lut = quantize_model(job);
   job.format = Format::kFake;
@@ -160,6 +166,13 @@ TEST_P(RewriteTest, LutRunsInOrtAndMatchesFake) {
   for (const auto& t : lut.tensors) {
     const bool expected = std::find(weights.begin(), weights.end(), t.name) != weights.end();
     EXPECT_EQ(!t.skipped, expected) << t.name << ": " << t.reason;
+    if (t.skipped) continue;
+    const bool blocks = c.granularity == Granularity::kBlock && t.name == "conv_w";
+    const auto want = c.granularity == Granularity::kTensor ? "tensor" : (blocks ? "block" : "channel");
+    EXPECT_EQ(t.granularity, want) << t.name;
+    if (t.name == "conv_w" && c.granularity != Granularity::kTensor) {
+      EXPECT_EQ(t.scale_groups, blocks ? 144u : 16u);
+    }
   }
 
   // The stored codes and codebook decode to exactly the fake model's values.
@@ -215,6 +228,11 @@ std::vector<Case> all_cases() {
         // Every width at opsets 9 and 13; the plane layouts 1/3/4/8 elsewhere.
         const bool all_widths = opset == 9 || opset == 13;
         if (all_widths || bits == 1 || bits == 3 || bits == 4 || bits == 8) cases.push_back({s, opset, bits});
+        // Shared codebook with per-channel and per-block scales (Mul and Cast exist from opset 7).
+        if (bits == 3 || bits == 4) {
+          cases.push_back({s, opset, bits, Granularity::kChannel});
+          cases.push_back({s, opset, bits, Granularity::kBlock});
+        }
       }
     }
   }
@@ -222,6 +240,81 @@ std::vector<Case> all_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(StorageOpsetBits, RewriteTest, testing::ValuesIn(all_cases()), case_name);
+
+}  // namespace
+}  // namespace pqtool::test
+
+namespace pqtool::test {
+namespace {
+
+// fp16 and double weights keep their type: the codebook is stored in the weight's precision, the
+// lookup yields that type, and what ORT materialises equals the decode exactly. An embedding
+// (Gather on the weight) is used because ORT's CPU provider runs Gather in every type.
+class RewriteTypeTest : public testing::TestWithParam<int> {};
+
+TEST_P(RewriteTypeTest, EmbeddingKeepsItsTypeInOrt) {
+  const int elem_type = GetParam();
+  std::string why;
+  if (!ort_available(&why)) {
+    if (std::getenv("PQTOOL_REQUIRE_ORT")) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  TempDir dir;
+  ModelBuilder b(13);
+  b.add_input("scale", {1});
+  b.add_initializer("emb", {300, 8}, random_weights(2400, 21), elem_type);
+  onnx::TensorProto idx;
+  idx.set_name("idx");
+  idx.set_data_type(onnx::TensorProto::INT64);
+  idx.add_dims(4);
+  for (std::int64_t i : {0, 5, 299, 17}) idx.add_int64_data(i);
+  *b.graph().add_initializer() = idx;
+  b.add_node("Gather", {"emb", "idx"}, {"rows"});
+  auto& cast = b.add_node("Cast", {"rows"}, {"rows_f"});
+  auto* to = cast.add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT);
+  b.add_node("Mul", {"rows_f", "scale"}, {"y"});
+  b.add_output("y");
+  b.save(dir / "in.onnx");
+
+  QuantizeJob job;
+  job.input = dir / "in.onnx";
+  job.output = dir / "lut.onnx";
+  job.plan.bits = 5;
+  const ModelReport r = quantize_model(job);
+  ASSERT_EQ(r.params_quantized, 2400u);
+  const Model q = load_model(dir / "lut.onnx");
+  const auto decoded = decode_lut_weight(*q.proto, "emb");
+  ASSERT_TRUE(decoded);
+  onnx::ModelProto exposed = *q.proto;
+  auto* out = exposed.mutable_graph()->add_output();
+  out->set_name("emb");
+  {
+    std::ofstream f(dir / "exposed.onnx", std::ios::binary);
+    exposed.SerializeToOstream(&f);
+  }
+  const OrtTensors got = run_ort(dir / "exposed.onnx", {{"scale", {{1}, {1.0f}}}}, {"emb", "y"});
+  EXPECT_EQ(got.at("emb").data, *decoded);
+  const std::vector<std::int64_t> rows = {0, 5, 299, 17};
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    for (std::size_t j = 0; j < 8; ++j) {
+      EXPECT_EQ(got.at("y").data[k * 8 + j], (*decoded)[static_cast<std::size_t>(rows[k]) * 8 + j]);
+    }
+  }
+  // The report's error is measured against the original values in their own precision.
+  const Model original = load_model(dir / "in.onnx");
+  const auto ref = constant_values(*original.proto, "emb");
+  EXPECT_NEAR(sqnr_db(*ref, got.at("emb").data), r.sqnr_db, kSqnrAgreementDb);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, RewriteTypeTest,
+                         testing::Values(static_cast<int>(onnx::TensorProto::FLOAT16),
+                                         static_cast<int>(onnx::TensorProto::DOUBLE)),
+                         [](const testing::TestParamInfo<int>& i) {
+                           return i.param == onnx::TensorProto::FLOAT16 ? std::string("Float16") : std::string("Double");
+                         });
 
 }  // namespace
 }  // namespace pqtool::test

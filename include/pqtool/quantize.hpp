@@ -14,6 +14,7 @@
 #include "pqtool/fit.hpp"
 #include "pqtool/group_layout.hpp"
 #include "pqtool/lloyd_max.hpp"
+#include "pqtool/sample.hpp"
 #include "pqtool/stats.hpp"
 
 namespace pqtool {
@@ -22,6 +23,8 @@ enum class Method {
   kAuto,        ///< the best available method (today: lloyd-max)
   kLloydMax,    ///< fitted-pdf Lloyd–Max levels refined by Lloyd iterations on the weights
   kParametric,  ///< the fitted-pdf Lloyd–Max levels alone (data-free, analytical)
+  kOptimal,     ///< exact minimum-MSE levels for the weights (dynamic programming)
+  kUniform,     ///< evenly spaced levels, asymmetric range with MSE-searched clipping
 };
 
 struct MethodInfo {
@@ -30,10 +33,12 @@ struct MethodInfo {
   std::string_view summary;
 };
 
-inline constexpr std::array<MethodInfo, 3> kMethods{{
+inline constexpr std::array<MethodInfo, 5> kMethods{{
     {Method::kAuto, "auto", "best available method for each tensor (currently lloyd-max)"},
     {Method::kLloydMax, "lloyd-max", "KS-fitted Gaussian/Laplace Lloyd-Max levels refined on the weights"},
     {Method::kParametric, "parametric", "KS-fitted Gaussian/Laplace Lloyd-Max levels alone (data-free)"},
+    {Method::kOptimal, "optimal", "exact minimum-MSE levels for the weights (dynamic programming)"},
+    {Method::kUniform, "uniform", "evenly spaced levels: asymmetric range, MSE-searched clipping"},
 }};
 
 std::string_view to_string(Method m);
@@ -83,6 +88,11 @@ struct TensorQuantization {
   ErrorStats error;                   ///< of decode(codes) against the input
   double parametric_mse = 0.0;        ///< sample MSE of the fitted-pdf codebook (evidence)
 };
+
+/// The 2^bits-level codebook `method` gives for a sorted sample (auto = lloyd-max). Uniform
+/// levels are always 2^bits (asymmetric grid).
+Codebook solve_codebook(const SortedSample& sample, Method method, int bits, const LloydMaxParams& lloyd,
+                        LloydMaxResult* evidence = nullptr);
 
 /// Quantizes a non-empty span of finite values with one codebook.
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params);

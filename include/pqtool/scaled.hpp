@@ -20,6 +20,7 @@ constexpr int kDefaultScaledRounds = 12;
 
 struct ScaledParams {
   int bits = 4;                                        ///< 2^bits shared levels
+  Method method = Method::kLloydMax;                   ///< initial codebook; parametric and uniform keep it fixed
   LloydMaxParams lloyd;                                ///< for the initial codebook
   int rounds = kDefaultScaledRounds;                   ///< alternating minimisation rounds
   LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how levels are stored

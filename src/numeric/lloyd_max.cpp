@@ -62,6 +62,11 @@ constexpr double kHalf = 0.5;
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 /// A split–merge exchange is kept only when it lowers the MSE by at least this fraction.
 constexpr double kSplitMergeMinGain = 1e-9;
+/// Split and merge candidates considered per round, and exchanges tried before giving up.
+constexpr std::size_t kSplitMergeCandidates = 4;
+constexpr int kSplitMergeTriesPerRound = 8;
+/// Default cap on exchanges: this many per level.
+constexpr int kSplitMergeRoundsPerLevel = 4;
 
 void check_bits(int bits) {
   PQ_CHECK(bits >= kMinBits && bits <= kMaxBits, ErrorCode::kBadUsage,
@@ -556,66 +561,77 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
                                            const LloydMaxParams& lp) {
   LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
   if (sample.distinct_count() <= initial.size() || initial.size() < 3) return best;
-  const int max_rounds = lp.split_merge_rounds < 0 ? static_cast<int>(initial.size()) : lp.split_merge_rounds;
+  const int max_rounds = lp.split_merge_rounds < 0 ? kSplitMergeRoundsPerLevel * static_cast<int>(initial.size()) : lp.split_merge_rounds;
   for (int round = 0; round < max_rounds; ++round) {
-    // Step 1: the cells of the current fixed point (non-empty ones), with their errors.
+    // Step 1: the cells of the current fixed point (non-empty ones).
     std::vector<Cell> cells;
     for (const Cell& c : partition(sample, best.codebook)) {
       if (!c.empty()) cells.push_back(c);
     }
     if (cells.size() < 3) break;
-    // Step 2: the best split — the cell whose split at its mean removes the most error.
-    std::size_t split = cells.size();
-    std::size_t split_at = 0;
-    double gain = 0.0;
+    // Step 2: split candidates — each cell split at its mean, ranked by the error removed.
+    struct Split {
+      std::size_t cell, at;
+      double gain;
+    };
+    std::vector<Split> splits;
     for (std::size_t k = 0; k < cells.size(); ++k) {
       const Cell& c = cells[k];
       if (s_equal_ends(sample, c)) continue;
       const std::size_t at = std::clamp(sample.upper_bound(cell_mean(sample, c)), c.begin + 1, c.end - 1);
       const double g = cell_sse(sample, c) - cell_sse(sample, {c.begin, at}) - cell_sse(sample, {at, c.end});
-      if (g > gain) {
-        gain = g;
-        split = k;
-        split_at = at;
-      }
+      if (g > 0.0) splits.push_back({k, at, g});
     }
-    // Step 3: the cheapest merge of two neighbours, not touching the cell being split.
-    std::size_t merge = cells.size();
-    double cost = kInfinity;
+    // Step 3: merge candidates — neighbour pairs ranked by the error their merge adds.
+    struct Merge {
+      std::size_t first;
+      double cost;
+    };
+    std::vector<Merge> merges;
     for (std::size_t k = 0; k + 1 < cells.size(); ++k) {
-      if (k == split || k + 1 == split) continue;
-      const double c = cell_sse(sample, {cells[k].begin, cells[k + 1].end}) - cell_sse(sample, cells[k]) -
-                       cell_sse(sample, cells[k + 1]);
-      if (c < cost) {
-        cost = c;
-        merge = k;
+      merges.push_back({k, cell_sse(sample, {cells[k].begin, cells[k + 1].end}) - cell_sse(sample, cells[k]) -
+                               cell_sse(sample, cells[k + 1])});
+    }
+    const auto top = [](auto& v, std::size_t n, auto better) {
+      n = std::min(n, v.size());
+      std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), better);
+      v.resize(n);
+    };
+    top(splits, kSplitMergeCandidates, [](const Split& a, const Split& b) { return a.gain > b.gain; });
+    top(merges, kSplitMergeCandidates + 2, [](const Merge& a, const Merge& b) { return a.cost < b.cost; });
+    // Step 4: try exchanges, most promising first (largest split gain, cheapest merge): move a
+    // level from the merged pair to the split cell and descend again; keep the first that ends
+    // lower. No exchange helps → a local minimum of this neighbourhood too: stop.
+    bool moved = false;
+    int tries = 0;
+    for (const Split& sp : splits) {
+      for (const Merge& mg : merges) {
+        if (moved || tries >= kSplitMergeTriesPerRound) break;
+        if (mg.first == sp.cell || mg.first + 1 == sp.cell) continue;
+        ++tries;
+        std::vector<double> levels;
+        for (std::size_t k = 0; k < cells.size(); ++k) {
+          if (k == mg.first) {
+            levels.push_back(cell_mean(sample, {cells[k].begin, cells[k + 1].end}));
+            ++k;
+          } else if (k == sp.cell) {
+            levels.push_back(cell_mean(sample, {cells[k].begin, sp.at}));
+            levels.push_back(cell_mean(sample, {sp.at, cells[k].end}));
+          } else {
+            levels.push_back(cell_mean(sample, cells[k]));
+          }
+        }
+        levels.resize(initial.size(), levels.back());
+        LloydMaxResult candidate = solve_lloyd_max_data(sample, Codebook(std::move(levels)), lp);
+        if (!(candidate.mse < best.mse * (1.0 - kSplitMergeMinGain))) continue;
+        candidate.iterations += best.iterations;
+        candidate.mse_history.insert(candidate.mse_history.begin(), best.mse_history.begin(), best.mse_history.end());
+        candidate.split_merge_moves = best.split_merge_moves + 1;
+        best = std::move(candidate);
+        moved = true;
       }
     }
-    // Step 4: move a level from where it is least needed to where it is most needed, when the
-    // exchange lowers the error before Lloyd even runs; then descend again from there.
-    if (split == cells.size() || merge == cells.size() || !(gain > cost)) break;
-    std::vector<Cell> moved;
-    for (std::size_t k = 0; k < cells.size(); ++k) {
-      if (k == merge) {
-        moved.push_back({cells[k].begin, cells[k + 1].end});
-        ++k;
-      } else if (k == split) {
-        moved.push_back({cells[k].begin, split_at});
-        moved.push_back({split_at, cells[k].end});
-      } else {
-        moved.push_back(cells[k]);
-      }
-    }
-    std::vector<double> levels;
-    for (const Cell& c : moved) levels.push_back(cell_mean(sample, c));
-    levels.resize(initial.size(), levels.back());
-    LloydMaxResult candidate = solve_lloyd_max_data(sample, Codebook(std::move(levels)), lp);
-    // Step 5: keep the exchange only if the descent from it ends lower.
-    if (!(candidate.mse < best.mse * (1.0 - kSplitMergeMinGain))) break;
-    candidate.iterations += best.iterations;
-    candidate.mse_history.insert(candidate.mse_history.begin(), best.mse_history.begin(), best.mse_history.end());
-    candidate.split_merge_moves = best.split_merge_moves + 1;
-    best = std::move(candidate);
+    if (!moved) break;
   }
   return best;
 }

@@ -9,7 +9,9 @@
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
 #include "pqtool/sample.hpp"
+#include "pqtool/optimal.hpp"
 #include "pqtool/scaled.hpp"
+#include "pqtool/uniform.hpp"
 
 namespace pqtool {
 
@@ -64,6 +66,36 @@ std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uin
   return out;
 }
 
+Codebook solve_codebook(const SortedSample& sample, Method method, int bits, const LloydMaxParams& lloyd,
+                        LloydMaxResult* evidence) {
+  LloydMaxParams lp = lloyd;
+  lp.bits = bits;
+  switch (method) {
+    case Method::kOptimal: {
+      OptimalParams op;
+      op.bits = bits;
+      op.polish = lp;
+      return solve_optimal(sample, op).codebook;
+    }
+    case Method::kUniform: {
+      UniformParams up;
+      up.bits = bits;
+      up.scheme = UniformScheme::kAsymmetric;
+      up.clip = ClipMethod::kMseSearch;
+      return solve_uniform(sample, up).codebook;
+    }
+    case Method::kParametric:
+    case Method::kLloydMax:
+    case Method::kAuto: break;
+  }
+  const Fit fit = fit_distribution(sample);
+  const LloydMaxResult pdf = solve_lloyd_max_pdf(fit.best_params(), lp);
+  if (method == Method::kParametric) return pdf.codebook;
+  LloydMaxResult refined = solve_lloyd_max_split_merge(sample, pdf.codebook, lp);
+  if (evidence != nullptr) *evidence = refined;
+  return refined.codebook;
+}
+
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params) {
   PQ_CHECK(!values.empty(), ErrorCode::kInternal, "quantize_tensor: empty tensor");
   PQ_CHECK(params.bits >= 1 && params.bits <= 8, ErrorCode::kBadUsage, "bits must be in [1, 8], got {}",
@@ -81,6 +113,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   if (params.groups) {
     ScaledParams sp;
     sp.bits = params.bits;
+    sp.method = q.method;
     sp.lloyd = params.lloyd;
     sp.codebook_precision = params.precision;
     ScaledQuantization s = quantize_scaled(values, *params.groups, sp);
@@ -91,20 +124,16 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     q.error = s.error;
     return q;
   }
-  // 4. The data-free Lloyd–Max codebook of the fitted density.
+  // 4. The codebook: the fitted-pdf Lloyd–Max levels (parametric), refined on the weights
+  //    (lloyd-max), the exact optimum (optimal) or the best uniform grid (uniform).
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
-  const LloydMaxResult parametric = solve_lloyd_max_pdf(q.fit.best_params(), lp);
-  q.parametric_mse = codebook_mse(sample, parametric.codebook);
-  Codebook solved = parametric.codebook;
-  // 5. Refine on the weights themselves.
-  if (q.method == Method::kLloydMax) {
-    const LloydMaxResult refined = solve_lloyd_max_split_merge(sample, parametric.codebook, lp);
-    q.iterations = refined.iterations;
-    q.converged = refined.converged;
-    solved = refined.codebook;
-  }
-  // 6. Round the levels to the precision the model stores them in, then encode with the rounded
+  q.parametric_mse = codebook_mse(sample, solve_lloyd_max_pdf(q.fit.best_params(), lp).codebook);
+  LloydMaxResult evidence;
+  const Codebook solved = solve_codebook(sample, q.method, params.bits, params.lloyd, &evidence);
+  q.iterations = evidence.iterations;
+  q.converged = q.method != Method::kLloydMax || evidence.converged;
+  // 5. Round the levels to the precision the model stores them in, then encode with the rounded
   //    levels so the codes pick the nearest level that will really be reconstructed.
   std::vector<double> stored(solved.levels().begin(), solved.levels().end());
   for (double& level : stored) level = round_to_precision(level, params.precision);
@@ -113,7 +142,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.codebook.encode(values, codes32);
   q.codes.resize(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) q.codes[i] = static_cast<std::uint8_t>(codes32[i]);
-  // 7. The error of what a runtime reconstructs.
+  // 6. The error of what a runtime reconstructs.
   const std::vector<float> reconstructed = dequantize(q.codebook, q.codes);
   q.error = measure_error(values, reconstructed);
   return q;

@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "pqtool/error.hpp"
-#include "pqtool/fit.hpp"
 #include "pqtool/sample.hpp"
 
 namespace pqtool {
@@ -76,9 +75,9 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   const SortedSample sample(normalised);
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
-  const Fit fit = fit_distribution(sample);
-  Codebook codebook =
-      solve_lloyd_max_split_merge(sample, solve_lloyd_max_pdf(fit.best_params(), lp).codebook, lp).codebook;
+  Codebook codebook = solve_codebook(sample, params.method, params.bits, lp);
+  // Parametric and uniform levels keep their defining shape; only the scales adapt.
+  const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
 
   ScaledQuantization r;
   r.codes.assign(values.size(), 0);
@@ -108,11 +107,13 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       num[r.codes[i]] += scale[g] * values[i];
       den[r.codes[i]] += scale[g] * scale[g];
     });
-    std::vector<double> lv(codebook.levels().begin(), codebook.levels().end());
-    for (std::size_t k = 0; k < levels; ++k) {
-      if (den[k] > 0.0) lv[k] = num[k] / den[k];
+    if (update_levels) {
+      std::vector<double> lv(codebook.levels().begin(), codebook.levels().end());
+      for (std::size_t k = 0; k < levels; ++k) {
+        if (den[k] > 0.0) lv[k] = num[k] / den[k];
+      }
+      codebook = Codebook(std::move(lv));
     }
-    codebook = Codebook(std::move(lv));
     // Step 2: scales given codes and levels — least squares per group.
     std::fill(num.begin(), num.end(), 0.0);
     std::fill(den.begin(), den.end(), 0.0);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,11 @@ std::uint64_t element_count(const onnx::TensorProto& tensor, const std::string& 
 /// NaN/Inf, naming `file` and the tensor.
 std::vector<float> read_float_tensor(const onnx::TensorProto& tensor, const std::filesystem::path& model_dir,
                                      const std::string& file);
+
+/// The raw little-endian payload of a tensor stored as raw_data or external data (relative to
+/// `model_dir`, checked like read_float_tensor); nullopt when it uses the typed fields instead.
+std::optional<std::string> read_raw_payload(const onnx::TensorProto& tensor, const std::filesystem::path& model_dir,
+                                            const std::string& file);
 
 /// Serialized size of a tensor's payload in bytes (what it costs in the file).
 std::uint64_t tensor_payload_bytes(const onnx::TensorProto& tensor);

@@ -53,7 +53,7 @@ struct TensorReport {
 struct ModelReport {
   std::string input;
   std::string output;
-  std::string status = "ok";     ///< ok | failed | dry-run
+  std::string status = "ok";     ///< ok | skipped (a finished output exists) | failed | dry-run
   std::string error;             ///< the failure message when status == failed
   std::string format;
   std::string method;

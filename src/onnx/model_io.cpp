@@ -261,6 +261,40 @@ std::vector<float> read_float_tensor(const onnx::TensorProto& tensor, const fs::
   return out;
 }
 
+std::optional<std::string> read_raw_payload(const onnx::TensorProto& tensor, const fs::path& model_dir,
+                                            const std::string& file) {
+  // TensorProto.DataType values newer than the onnx headers we build against.
+  constexpr int kDataTypeUint4 = 21;
+  constexpr int kDataTypeInt4 = 22;
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    const std::uint64_t n = element_count(tensor, file);
+    std::uint64_t bytes = 0;
+    switch (tensor.data_type()) {
+      case onnx::TensorProto::INT8:
+      case onnx::TensorProto::UINT8:
+      case onnx::TensorProto::BOOL: bytes = n; break;
+      case onnx::TensorProto::INT16:
+      case onnx::TensorProto::UINT16:
+      case onnx::TensorProto::FLOAT16:
+      case onnx::TensorProto::BFLOAT16: bytes = 2 * n; break;
+      case onnx::TensorProto::INT32:
+      case onnx::TensorProto::UINT32:
+      case onnx::TensorProto::FLOAT: bytes = 4 * n; break;
+      case onnx::TensorProto::INT64:
+      case onnx::TensorProto::UINT64:
+      case onnx::TensorProto::DOUBLE: bytes = 8 * n; break;
+      case kDataTypeUint4:
+      case kDataTypeInt4: bytes = (n + 1) / 2; break;
+      default:
+        throw Error(ErrorCode::kBadInput, fmt::format("{}: tensor '{}': external data of type {} is not supported",
+                                                      file, tensor.name(), tensor.data_type()));
+    }
+    return read_external(tensor, model_dir, file, bytes);
+  }
+  if (tensor.has_raw_data()) return tensor.raw_data();
+  return std::nullopt;
+}
+
 std::uint64_t tensor_payload_bytes(const onnx::TensorProto& tensor) {
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
     std::uint64_t total = 0;

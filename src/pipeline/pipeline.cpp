@@ -10,7 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "pqtool/batch.hpp"
 #include "pqtool/error.hpp"
+#include "pqtool/parallel.hpp"
 #include "pqtool/fold.hpp"
 #include "pqtool/model.hpp"
 #include "pqtool/packing.hpp"
@@ -56,30 +58,6 @@ TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
   return r;
 }
 
-// Runs fn(i) for i in [0, n) on `threads` workers; rethrows the first error.
-template <typename Fn>
-void parallel_for(std::size_t n, int threads, Fn fn) {
-  std::atomic<std::size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto worker = [&] {
-    for (std::size_t i = next++; i < n; i = next++) {
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = n;
-      }
-    }
-  };
-  const auto count = static_cast<std::size_t>(std::max(1, threads));
-  std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < std::min(count, n); ++k) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
-}
 
 }  // namespace
 
@@ -100,6 +78,22 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   report.format = std::string(to_string(job.format));
   report.method = std::string(to_string(job.plan.method));
   report.bits = job.plan.bits;
+
+  // 0. A finished output (same options) is not redone; anything else is kept unless --force.
+  if (!job.dry_run && !job.force) {
+    std::string why;
+    const OutputState state = existing_output_state(job, &why);
+    PQ_CHECK(state != OutputState::kOther, ErrorCode::kIo, "{}: output exists and is {}; use --force to overwrite",
+             job.output.string(), why);
+    if (state == OutputState::kComplete) {
+      std::error_code ec;
+      report.status = "skipped";
+      report.bytes_in = std::filesystem::file_size(job.input, ec);
+      report.bytes_out = std::filesystem::file_size(job.output, ec);
+      notify("done", 0, 0);
+      return report;
+    }
+  }
 
   // 1. Load and discover.
   notify("load", 0, 0);
@@ -183,6 +177,13 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   RewriteStats rewrite_stats;
   onnx::ModelProto out = rewrite_model(std::move(*model.proto), quantized, job.format, &rewrite_stats);
   stored_bytes += rewrite_stats.shared_bytes;
+  // How the output was made, so a rerun can recognise it (batch.hpp).
+  for (int i = out.metadata_props_size() - 1; i >= 0; --i) {
+    if (out.metadata_props(i).key() == kMetadataKey) out.mutable_metadata_props()->DeleteSubrange(i, 1);
+  }
+  auto* meta = out.add_metadata_props();
+  meta->set_key(std::string(kMetadataKey));
+  meta->set_value(output_metadata(job));
   if (!job.dry_run) {
     save_model(out, job.output, job.input, SaveOptions{job.force});
     report.bytes_out = std::filesystem::file_size(job.output);

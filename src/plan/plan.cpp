@@ -102,14 +102,24 @@ void resolve_granularity(const ConstTensor& t, const PlanOptions& options, Tenso
     e.layout = channel;
     return;
   }
-  if (view->reduce % options.block_size != 0) {
+  // Blocks must tile the reduction axis: use the largest divisor of it in [B/2, B] (e.g. 48
+  // for an axis of 144 with B = 64), else one scale per channel.
+  std::size_t block = 0;
+  for (std::size_t b = options.block_size; b * 2 >= options.block_size && b > 1; --b) {
+    if (view->reduce % b == 0) {
+      block = b;
+      break;
+    }
+  }
+  if (block == 0) {
     e.granularity = Granularity::kChannel;
     e.layout = channel;
-    e.note = fmt::format("reduction axis of {} is not a multiple of the block size {}: one scale per channel",
-                         view->reduce, options.block_size);
+    e.note = fmt::format("no block size in [{}, {}] divides the reduction axis of {}: one scale per channel",
+                         (options.block_size + 1) / 2, options.block_size, view->reduce);
     return;
   }
-  e.layout = GroupLayout{view->pre, view->reduce / options.block_size, options.block_size, view->post};
+  if (block != options.block_size) e.note = fmt::format("blocks of {} tile the reduction axis of {}", block, view->reduce);
+  e.layout = GroupLayout{view->pre, view->reduce / block, block, view->post};
 }
 
 }  // namespace

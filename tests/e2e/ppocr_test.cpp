@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -178,6 +179,57 @@ TEST_P(PpocrTest, ReportedSqnrIsTheSqnrOfWeightsOrtMaterialises) {
 
 INSTANTIATE_TEST_SUITE_P(Ppocr, PpocrTest, testing::ValuesIn(kModels),
                          [](const testing::TestParamInfo<PpocrModel>& i) { return std::string(i.param.key); });
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// DESIGN §4 / issue 5: byte-identical outputs and reports (timings aside) for any --jobs and
+// --threads, on the real det model (with cls in the same batch so --jobs 2 runs two at once);
+// and `check` recomputes the report's SQNR and bpw from the output's weights.
+TEST(PpocrBatch, OutputsAndReportsDoNotDependOnJobsOrThreads) {
+  REQUIRE_MODELS(dir);
+  TempDir tmp;
+  const std::string inputs = (dir / "ch_PP-OCRv4_det_infer.onnx").string() + " " +
+                             (dir / "ch_ppocr_mobile_v2.0_cls_infer.onnx").string();
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"j1t1", "--jobs 1 --threads 1"}, {"j2t1", "--jobs 2 --threads 1"}, {"j1t2", "--jobs 1 --threads 2"}};
+  std::map<std::string, std::string> reports;
+  for (const auto& [name, flags] : runs) {
+    fs::create_directory(tmp / name);
+    std::string log;
+    ASSERT_EQ(run_command(kBinary + " quantize -q " + inputs + " --out-dir " + (tmp / name).string() + " " + flags +
+                              " --report " + (tmp / name / "report.json").string(),
+                          &log),
+              0)
+        << log;
+    nlohmann::json j = read_json(tmp / name / "report.json");
+    for (auto& m : j) {
+      m.erase("seconds");
+      m["output"] = fs::path(m["output"].get<std::string>()).filename().string();
+    }
+    reports[name] = j.dump(1);
+  }
+  for (const char* other : {"j2t1", "j1t2"}) {
+    for (const char* file : {"ch_PP-OCRv4_det_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx"}) {
+      EXPECT_TRUE(file_bytes(tmp / "j1t1" / file) == file_bytes(tmp / other / file)) << file << ": j1t1 vs " << other;
+    }
+    EXPECT_EQ(reports["j1t1"], reports[other]) << "report: j1t1 vs " << other;
+  }
+  // The gate recomputes what the report says, without reading it.
+  const nlohmann::json det = read_json(tmp / "j1t1" / "report.json")[0];
+  std::string out;
+  ASSERT_EQ(run_command(kBinary + " check " + (tmp / "j1t1" / "ch_PP-OCRv4_det_infer.onnx").string() +
+                            " --json --max-size 0.16x --min-sqnr 15 --max-bpw 4.1 --reference " +
+                            (dir / "ch_PP-OCRv4_det_infer.onnx").string() + " 2>/dev/null",
+                        &out),
+            0)
+      << out;
+  const nlohmann::json gates = nlohmann::json::parse(out)["gates"];
+  EXPECT_NEAR(gates["sqnr"]["value"].get<double>(), det["sqnr_db"].get<double>(), 1e-6);
+  EXPECT_NEAR(gates["bpw"]["value"].get<double>(), det["bpw"].get<double>(), 1e-9);
+}
 
 // At 8 bits the quantized models still read documents: tests/fidelity renders pages and text
 // lines and compares the original and quantized models' detections and decodes.

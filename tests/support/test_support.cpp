@@ -22,15 +22,21 @@ const fs::path kSourceDir = PQTOOL_SOURCE_DIR;
 
 onnx::GraphProto* pick(onnx::ModelProto& m, onnx::GraphProto* g) { return g ? g : m.mutable_graph(); }
 
-std::string shell_quote(const std::string& s) {
+std::string shell_quote(const std::string& s) { return quote(s); }
+}  // namespace
+
+std::string quote(const std::string& s) {
   std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
-  }
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
-}  // namespace
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 ModelBuilder::ModelBuilder(std::int64_t opset, std::int64_t ir_version) {
   model_.set_ir_version(ir_version);

@@ -86,6 +86,12 @@ class TempDir {
   fs::path path_;
 };
 
+/// `s` quoted for a POSIX shell.
+std::string quote(const std::string& s);
+
+/// The whole file as bytes.
+std::string read_file(const fs::path& p);
+
 /// Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
 

@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <set>
 
+#include "pqtool/batch.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/packing.hpp"
 
@@ -23,41 +25,6 @@ std::vector<std::string> names_of(const Table& table) {
   std::vector<std::string> names;
   for (const auto& entry : table) names.emplace_back(entry.name);
   return names;
-}
-
-std::string human_bytes(std::uint64_t b) {
-  constexpr double kKiB = 1024.0;
-  const auto x = static_cast<double>(b);
-  if (x >= kKiB * kKiB) return fmt::format("{:.2f} MiB", x / (kKiB * kKiB));
-  if (x >= kKiB) return fmt::format("{:.1f} KiB", x / kKiB);
-  return fmt::format("{} B", b);
-}
-
-std::string db(double x) { return std::isfinite(x) ? fmt::format("{:.2f}", x) : std::string("exact"); }
-
-// The short human summary: one line per quantized tensor, then the model totals.
-void print_summary(std::FILE* out, const ModelReport& r, bool verbose) {
-  std::size_t skipped = 0;
-  if (verbose) {
-    fmt::print(out, "{:<48} {:>14} {:>6} {:>4} {:>9} {:>9} {:>10}\n", "tensor", "shape", "fit", "bits", "SQNR dB",
-               "KS", "bytes out");
-  }
-  for (const TensorReport& t : r.tensors) {
-    if (t.skipped) {
-      ++skipped;
-      continue;
-    }
-    if (!verbose) continue;
-    std::string shape;
-    for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(t.shape[i]);
-    const double ks = std::min(t.fit.ks_gaussian, t.fit.ks_laplace);
-    fmt::print(out, "{:<48} {:>14} {:>6} {:>4} {:>9} {:>9.4f} {:>10}\n", t.name.substr(0, 48), shape,
-               to_string(t.fit.best).substr(0, 6), t.bits, db(t.sqnr_db), ks, t.bytes_out);
-  }
-  fmt::print(out, "{}: {} -> {} ({:.3f}x), {} of {} tensors quantized ({} skipped), {:.3f} bpw, SQNR {} dB, {:.2f} s\n",
-             r.input, human_bytes(r.bytes_in), human_bytes(r.bytes_out),
-             r.bytes_in ? static_cast<double>(r.bytes_out) / static_cast<double>(r.bytes_in) : 0.0,
-             r.tensors.size() - skipped, r.tensors.size(), skipped, r.bpw, db(r.sqnr_db), r.seconds);
 }
 
 }  // namespace
@@ -107,6 +74,13 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_flag("--force", q.force, "overwrite existing outputs");
   cmd->add_flag("--dry-run", q.dry_run, "quantize and report, write no model");
   cmd->add_flag("--strict", q.strict, "exit 1 when any weight is skipped or a pattern matches nothing");
+  cmd->add_option("--jobs", q.jobs, "models quantized in parallel, each with its share of --threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--shard", q.shard, "I/N: only the inputs i (in sorted order) with i % N == I-1, for job arrays");
+  cmd->add_option("--suffix", q.suffix, "inserted before the extension of output names (e.g. .q4)")->excludes(out);
+  add_check_command(*app, o);
+  add_inspect_command(*app, o);
   return app;
 }
 
@@ -125,13 +99,17 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     std::error_code ec;
     PQ_CHECK(fs::is_directory(q.out_dir, ec), ErrorCode::kBadUsage, "{}: --out-dir is not a folder", q.out_dir);
   }
+  // --shard picks a deterministic subset (batch.hpp); each model gets its share of the threads.
+  const std::vector<std::string> selected = q.shard.empty() ? q.inputs : shard_inputs(q.inputs, parse_shard(q.shard));
+  const int total_threads = q.threads > 0 ? q.threads : default_thread_count();
+  const int threads_per_job = std::max(1, total_threads / std::max(1, std::min(q.jobs, static_cast<int>(selected.size()))));
   std::vector<QuantizeJob> jobs;
-  for (const auto& input : q.inputs) {
+  for (const auto& input : selected) {
     QuantizeJob job;
     job.input = input;
     job.plan = plan;
     job.format = *parse_format(q.format);
-    job.threads = q.threads > 0 ? q.threads : default_thread_count();
+    job.threads = threads_per_job;
     job.force = q.force;
     job.fold_batchnorm = !q.no_fold_batchnorm;
     job.dry_run = q.dry_run;
@@ -139,10 +117,11 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     if (!q.output.empty()) {
       job.output = q.output;
     } else if (!q.out_dir.empty()) {
-      job.output = fs::path(q.out_dir) / in.filename();
+      job.output = fs::path(q.out_dir) / (in.stem().string() + q.suffix + in.extension().string());
     } else {
       // Default: beside the input, e.g. model.onnx -> model.q4.onnx.
-      job.output = in.parent_path() / fmt::format("{}.q{}{}", in.stem().string(), q.bits, in.extension().string());
+      const std::string suffix = q.suffix.empty() ? fmt::format(".q{}", q.bits) : q.suffix;
+      job.output = in.parent_path() / (in.stem().string() + suffix + in.extension().string());
     }
     jobs.push_back(std::move(job));
   }
@@ -166,67 +145,9 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
 
 int run(const Options& o) {
   spdlog::set_level(o.quiet ? spdlog::level::err : (o.verbose ? spdlog::level::debug : spdlog::level::info));
-  const QuantizeOptions& q = o.quantize;
-  const std::vector<QuantizeJob> jobs = make_jobs(q);
-  const bool report_to_stdout = q.report == "-";
-  std::FILE* summary_out = report_to_stdout ? stderr : stdout;
-  const bool tty = ::isatty(STDERR_FILENO) != 0 && !o.quiet;
-
-  std::vector<ModelReport> reports;
-  int failed = 0;
-  bool strict_failed = false;
-  for (const QuantizeJob& job : jobs) {
-    ProgressFn progress;
-    if (tty) {
-      progress = [](const Progress& p) {
-        fmt::print(stderr, "\r\033[K{}: {} {}/{}", p.model, p.stage, p.tensors_done, p.tensors_total);
-        if (p.stage == "done") fmt::print(stderr, "\r\033[K");
-        std::fflush(stderr);
-      };
-    }
-    try {
-      ModelReport r = quantize_model(job, progress);
-      if (!o.quiet) print_summary(summary_out, r, o.verbose);
-      for (const TensorReport& t : r.tensors) {
-        if (t.skipped) spdlog::debug("{}: skipped '{}': {}", r.input, t.name, t.reason);
-      }
-      for (const std::string& w : r.warnings) spdlog::warn("{}: {}", r.input, w);
-      strict_failed = strict_failed || (q.strict && !r.warnings.empty());
-      if (q.strict) {
-        for (const TensorReport& t : r.tensors) {
-          if (t.skipped && t.is_weight) {
-            spdlog::error("{}: --strict: weight '{}' was not quantized: {}", r.input, t.name, t.reason);
-            strict_failed = true;
-          }
-        }
-      }
-      reports.push_back(std::move(r));
-    } catch (const Error& e) {
-      if (tty) fmt::print(stderr, "\r\033[K");
-      // A usage error applies to every model; stop. A bad model fails alone in a batch.
-      if (jobs.size() == 1 || e.code() == ErrorCode::kInternal) throw;
-      spdlog::error("{}", e.what());
-      ++failed;
-      ModelReport r;
-      r.input = job.input.string();
-      r.output = job.output.string();
-      r.status = "failed";
-      r.error = e.what();
-      reports.push_back(std::move(r));
-    }
-  }
-  if (report_to_stdout) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const ModelReport& r : reports) j.push_back(to_json(r));
-    std::cout << (reports.size() == 1 ? j[0] : j).dump(2) << "\n";
-  } else if (!q.report.empty()) {
-    write_report(q.report, reports, true);
-  }
-  if (jobs.size() > 1 && !o.quiet) {
-    fmt::print(summary_out, "{} models: {} done, {} failed\n", jobs.size(), jobs.size() - static_cast<std::size_t>(failed),
-               failed);
-  }
-  return (failed > 0 || strict_failed) ? static_cast<int>(ErrorCode::kCheckFailed) : 0;
+  if (o.check_cmd != nullptr && o.check_cmd->parsed()) return run_check(o);
+  if (o.inspect_cmd != nullptr && o.inspect_cmd->parsed()) return run_inspect(o);
+  return run_quantize(o, make_jobs(o.quantize));
 }
 
 }  // namespace pqtool::cli

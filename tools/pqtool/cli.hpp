@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,29 @@ struct QuantizeOptions {
   bool force = false;
   bool dry_run = false;
   bool strict = false;
+  int jobs = 1;                ///< --jobs: models quantized in parallel
+  std::string shard;           ///< --shard I/N: the inputs i (sorted) with i % N == I-1
+  std::string suffix;          ///< --suffix: inserted before the extension of each output name
+};
+
+/// `pqtool check` (check_cmd.cpp).
+struct CheckCommandOptions {
+  std::string input;
+  std::string max_size;             ///< SIZE: 1234, 5MB, 5MiB or 0.15x (of --reference)
+  std::optional<double> min_sqnr;   ///< dB, recomputed against --reference
+  std::string reference;            ///< the original model
+  std::optional<double> max_bpw;    ///< stored bits per quantized weight
+  bool json = false;
+};
+
+/// `pqtool inspect` (inspect_cmd.cpp).
+struct InspectCommandOptions {
+  std::string input;
+  bool json = false;
+  std::string plot_dir;             ///< --plot: one SVG per tensor and index.html
+  std::string bits_range = "2-8";   ///< bit widths whose SQNR is predicted
+  int threads = 0;                  ///< 0 = all hardware threads
+  bool no_fold_batchnorm = false;
 };
 
 struct Options {
@@ -38,6 +62,10 @@ struct Options {
   bool verbose = false;
   QuantizeOptions quantize;
   CLI::App* quantize_cmd = nullptr;
+  CheckCommandOptions check;
+  CLI::App* check_cmd = nullptr;
+  InspectCommandOptions inspect;
+  CLI::App* inspect_cmd = nullptr;
 };
 
 /// Builds the parser; fills `options` when app->parse() runs.
@@ -48,5 +76,15 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& options);
 
 /// Runs the parsed command; returns the exit code. Throws pqtool::Error on fatal errors.
 int run(const Options& options);
+
+/// The quantize command over its jobs: parallel models, progress, summaries, report
+/// (quantize_cmd.cpp).
+int run_quantize(const Options& options, const std::vector<QuantizeJob>& jobs);
+
+/// Subcommand registration and execution (check_cmd.cpp, inspect_cmd.cpp).
+void add_check_command(CLI::App& app, Options& options);
+int run_check(const Options& options);
+void add_inspect_command(CLI::App& app, Options& options);
+int run_inspect(const Options& options);
 
 }  // namespace pqtool::cli

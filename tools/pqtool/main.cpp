@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli.hpp"
@@ -26,7 +27,11 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Logs go to stderr: stdout carries the summary or, with --report -, the JSON report.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("pqtool"));
+  // NO_COLOR (https://no-color.org) turns colour off; otherwise colour only on a terminal.
+  const char* no_color = std::getenv("NO_COLOR");
+  const bool colorless = no_color != nullptr && *no_color != '\0';
+  spdlog::set_default_logger(
+      spdlog::stderr_color_mt("pqtool", colorless ? spdlog::color_mode::never : spdlog::color_mode::automatic));
   spdlog::set_pattern("pqtool: %^%l%$: %v");
   pqtool::cli::Options options;
   auto app = pqtool::cli::make_app(options);

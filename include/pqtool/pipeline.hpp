@@ -3,7 +3,9 @@
 #pragma once
 
 #include <filesystem>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "pqtool/lloyd_max.hpp"
@@ -19,6 +21,9 @@ struct QuantizeJob {
   PlanOptions plan;                    ///< bits, method, selection
   Format format = Format::kLut;        ///< how quantized weights are stored
   LloydMaxParams lloyd;                ///< solver iteration cap and tolerance
+  /// Total output size in bytes to stay within; bits per weight are then chosen to minimise the
+  /// total weight error under it (PlanOptions::bits only seeds the plan).
+  std::optional<std::uint64_t> target_size;
   bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
   bool force = false;                  ///< overwrite an existing output

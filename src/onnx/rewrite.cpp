@@ -4,8 +4,8 @@
 //
 //   Before:   [W: float S] ──> Conv
 //
-//   After:    W.p0 (uint8) ─Cast(int32)─Gather(T_{w0,s0})─[Reshape[-1]─Slice[0,n)]─Reshape(S)─┐
-//             W.p1 (uint8) ─Cast(int32)─Gather(T_{w1,s1})─[Reshape[-1]─Slice[0,n)]─Reshape(S)─Add─┐
+//   After:    W.p0 (uint8) ─Cast(int32)─Gather(T_{w0})─[Reshape[-1]─Slice[0,n)]─Reshape(S)─────────┐
+//             W.p1 (uint8) ─Cast(int32)─Gather(T_{w1})─Mul(2^s1)─[Reshape[-1]─Slice[0,n)]─Reshape(S)─Add─┐
 //                                                                                                  │
 //             W.codebook [2^b] ─────────────────────────────────────────────── Gather(codebook, codes) ─> W ──> Conv
 //
@@ -14,8 +14,9 @@
 //
 // (the bracketed flatten-and-trim only when the plane's last byte holds padding codes)
 //
-// T_{w,s} is a shared table [256, 8/w] per graph (uint8, widened to int32 once) that turns a byte into its 8/w codes of w
-// bits, pre-shifted by s; an 8-bit plane needs only the Cast. All ops exist from opset 7, so the
+// T_w is a shared table [256, 8/w] per graph (uint8, widened to int32 once) that turns a byte into
+// its 8/w digits of w bits; a plane at bit position s > 0 is multiplied by 2^s. An 8-bit plane
+// needs only the Cast. All ops exist from opset 7, so the
 // model's opset is never raised. Runtimes fold the subgraph into a constant at load time.
 #include "pqtool/rewrite.hpp"
 
@@ -142,7 +143,8 @@ struct GraphEdit {
   std::vector<onnx::TensorProto> initializers;     ///< new initializers
   std::set<std::string> drop_constants;            ///< Constant nodes whose output is replaced
   std::set<std::string> drop_initializers;         ///< initializers replaced by a subgraph output
-  std::map<std::pair<int, int>, std::string> tables;  ///< (width, shift) → shared unpack table
+  std::map<std::pair<int, int>, std::string> tables;  ///< (width, 0) → shared unpack table
+  std::map<int, std::string> shifts;                  ///< shift → shared 2^shift scalar
   std::string flatten_shape;                       ///< shared [-1] shape constant
 };
 
@@ -169,7 +171,7 @@ class LutWriter {
       return out;
     };
 
-    // 1. One uint8 tensor per bit plane, unpacked to int32 codes (pre-shifted) in the shape the
+    // 1. One uint8 tensor per bit plane, unpacked to int32 digits placed at their bit position, in the shape the
     //    lookup needs: the weight's own, or the group view [pre, groups, block, post] when
     //    scales follow. A plane whose last byte is padded is flattened and trimmed first.
     const bool scaled = !w.scales.empty();
@@ -191,7 +193,9 @@ class LutWriter {
       std::string plane_codes = node("Cast", {packed});
       set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
       if (plane.width < 8) {
-        plane_codes = node("Gather", {shared_table(edit, plane.width, plane.shift), plane_codes});
+        plane_codes = node("Gather", {shared_table(edit, plane.width), plane_codes});
+        // Tables are shared per width; the plane's position in the code is one multiply.
+        if (plane.shift > 0) plane_codes = node("Mul", {plane_codes, shared_shift(edit, plane.shift)});
       }
       const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
       if (unpacked != n) {
@@ -276,17 +280,29 @@ class LutWriter {
 
   // The unpack table of a plane layout, shared by every weight of the graph: stored as uint8
   // (a quarter of int32's bytes) and widened once by a Cast, since Gather's indices must be int.
-  const std::string& shared_table(GraphEdit& edit, int width, int shift) {
-    auto [it, inserted] = edit.tables.try_emplace({width, shift});
+  const std::string& shared_table(GraphEdit& edit, int width) {
+    auto [it, inserted] = edit.tables.try_emplace({width, 0});
     if (inserted) {
-      const std::string stored = names_.fresh(fmt::format("pqtool_unpack_w{}_s{}", width, shift));
+      const std::string stored = names_.fresh(fmt::format("pqtool_unpack_w{}", width));
       std::vector<std::uint8_t> table;
-      for (std::int32_t v : unpack_table(width, shift)) table.push_back(static_cast<std::uint8_t>(v));
+      for (std::int32_t v : unpack_table(width, 0)) table.push_back(static_cast<std::uint8_t>(v));
       add_constant(edit, make_tensor(stored, onnx::TensorProto::UINT8, {kByteValues, 8 / width}, to_raw(table)),
                    false);
       it->second = names_.fresh(fmt::format("pq{}", next_value_++));
       edit.prepend.push_back(make_node("Cast", {stored}, it->second));
       set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
+    }
+    return it->second;
+  }
+
+  // The int32 scalar 2^shift that places a plane's digits in the code, shared per graph.
+  const std::string& shared_shift(GraphEdit& edit, int shift) {
+    auto [it, inserted] = edit.shifts.try_emplace(shift);
+    if (inserted) {
+      it->second = names_.fresh(fmt::format("pqtool_shift{}", shift));
+      add_constant(edit, make_tensor(it->second, onnx::TensorProto::INT32, {},
+                                     to_raw(std::vector<std::int32_t>{std::int32_t{1} << shift})),
+                   false);
     }
     return it->second;
   }

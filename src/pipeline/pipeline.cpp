@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "pqtool/batch.hpp"
+#include "pqtool/budget.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/parallel.hpp"
 #include "pqtool/fold.hpp"
@@ -19,6 +20,13 @@
 
 namespace pqtool {
 namespace {
+
+/// A size budget re-allocates and rewrites at most this many times to absorb the estimate of
+/// the file's non-weight bytes.
+constexpr int kMaxBudgetAttempts = 8;
+/// Bytes reserved for the shared unpack tables of widths 1, 2 and 4 (256·(8 + 4 + 2)) and their
+/// nodes, which any mix of bit widths may need once per graph.
+constexpr std::uint64_t kSharedTableReserve = 256 * 14 + 200;
 
 LevelPrecision precision_of(TensorType t) {
   switch (t) {
@@ -58,6 +66,44 @@ TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
   return r;
 }
 
+
+// Estimated protobuf bytes of a weight's lut dequantization subgraph besides its payload: the
+// nodes and the names they carry (three constants named after the weight, plus per bit plane a
+// constant, a Cast, a Gather and Reshapes with short generated names). The budget loop corrects
+// what the estimate misses.
+constexpr std::uint64_t kLutFixedGraphBytes = 90;
+constexpr std::uint64_t kLutPlaneGraphBytes = 110;
+std::uint64_t lut_graph_bytes(const std::string& name, int bits) {
+  const auto planes = static_cast<std::uint64_t>(plane_widths(bits).size());
+  return kLutFixedGraphBytes + 3 * name.size() + planes * (kLutPlaneGraphBytes + name.size());
+}
+
+// Every option a size budget may choose for each weight: bits 1..8 at the planned granularity
+// and method, and keeping it in float. Costs are stored bytes; errors are Σ(w − ŵ)².
+std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
+                                        const std::vector<std::size_t>& todo, const QuantizeJob& job) {
+  std::vector<BudgetTensor> curves(todo.size());
+  parallel_for(todo.size(), job.threads, [&](std::size_t k) {
+    const ConstTensor& t = tensors[todo[k]];
+    const TensorPlan& p = plan.entries[todo[k]];
+    const std::vector<float> values =
+        read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), model.path.string());
+    for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
+      QuantizeParams qp;
+      qp.method = p.method;
+      qp.bits = bits;
+      qp.lloyd = job.lloyd;
+      qp.precision = precision_of(t.type);
+      if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
+      const TensorQuantization q = quantize_tensor(values, qp);
+      const std::uint64_t bytes = lut_payload_bytes(t.elements, bits, t.type) +
+                                  q.scales.size() * sizeof(std::uint16_t) + lut_graph_bytes(t.name, bits);
+      curves[k].options.push_back({bits, bytes, q.error.sum_squares_error});
+    }
+    curves[k].options.push_back({0, t.bytes, 0.0});
+  });
+  return curves;
+}
 
 }  // namespace
 
@@ -103,92 +149,143 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
   const std::vector<ConstTensor> tensors = discover_tensors(model);
   // 2. Plan.
-  const Plan plan = make_plan(tensors, job.plan);
+  Plan plan = make_plan(tensors, job.plan);
   for (const std::string& p : plan.unmatched_patterns) report.warnings.push_back(p + " matched no tensor");
   std::vector<std::size_t> todo;
   for (const TensorPlan& e : plan.entries) {
-    report.tensors.push_back(describe(tensors[e.tensor], e));
     report.params_total += tensors[e.tensor].elements;
     if (e.quantize) todo.push_back(e.tensor);
   }
+  // 2b. A size budget: every weight's error-vs-bytes curve, then bits per weight that minimise
+  //     the total error within the budget. The file's other bytes are estimated, and the budget
+  //     for the weights tightened by any excess until the written model fits.
+  std::vector<BudgetTensor> curves;
+  std::uint64_t weight_budget = 0;
+  if (job.target_size) {
+    notify("budget", 0, todo.size());
+    curves = option_curves(model, tensors, plan, todo, job);
+    std::uint64_t float_bytes = 0;
+    for (std::size_t idx : todo) float_bytes += tensors[idx].bytes;
+    // The rest of the file, plus the shared unpack tables a mix of widths may need.
+    const std::uint64_t other = model.file_bytes - std::min(model.file_bytes, float_bytes) + kSharedTableReserve;
+    weight_budget = *job.target_size - std::min(*job.target_size, other);
+  }
+  const std::vector<TensorPlan> planned = plan.entries;
 
-  // 3. Read, fit, solve and encode each weight.
-  std::vector<QuantizedWeight> quantized(todo.size());
-  std::atomic<std::size_t> done{0};
-  notify("quantize", 0, todo.size());
-  parallel_for(todo.size(), job.threads, [&](std::size_t k) {
-    const ConstTensor& t = tensors[todo[k]];
-    const TensorPlan& p = plan.entries[todo[k]];
-    const std::vector<float> values = read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), file);
-    QuantizeParams qp;
-    qp.method = p.method;
-    qp.bits = p.bits;
-    qp.lloyd = job.lloyd;
-    qp.precision = precision_of(t.type);
-    if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
-    TensorQuantization q = quantize_tensor(values, qp);
-
-    TensorReport& r = report.tensors[todo[k]];
-    r.stats = q.stats;
-    r.fit = q.fit;
-    r.method = std::string(to_string(q.method));
-    r.bits = q.bits;
-    r.levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
-    r.clip_min = q.codebook.clip_min();
-    r.clip_max = q.codebook.clip_max();
-    r.mse = q.error.mse();
-    r.sqnr_db = q.error.sqnr_db();
-    r.max_abs_err = q.error.max_abs_error;
-    r.parametric_mse = q.parametric_mse;
-    r.iterations = q.iterations;
-    r.converged = q.converged;
-    r.sum_squares_signal = q.error.sum_squares_signal;
-    r.sum_squares_error = q.error.sum_squares_error;
-    r.granularity = std::string(to_string(p.granularity));
-    r.scale_groups = q.scales.size();
-    r.note = p.note;
-    r.bytes_out = job.format == Format::kLut
-                      ? lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t)
-                      : t.bytes;
-
-    quantized[k].tensor = &t;
-    quantized[k].bits = q.bits;
-    quantized[k].levels = r.levels;
-    quantized[k].codes = std::move(q.codes);
-    quantized[k].scales = std::move(q.scales);
-    quantized[k].layout = p.layout;
-    notify("quantize", ++done, todo.size());
-  });
-
-  // 4. Model totals over the quantized weights.
+  onnx::ModelProto out;
   double signal = 0.0;
   double noise = 0.0;
   std::uint64_t stored_bytes = 0;
-  for (std::size_t idx : todo) {
-    const TensorReport& r = report.tensors[idx];
-    report.params_quantized += r.elements;
-    signal += r.sum_squares_signal;
-    noise += r.sum_squares_error;
-    stored_bytes += r.bytes_out;
-  }
+  for (int attempt = 0;; ++attempt) {
+    if (job.target_size) {
+      const BudgetResult alloc = allocate_budget(curves, weight_budget);
+      if (!alloc.feasible) {
+        const std::uint64_t smallest = *job.target_size - weight_budget + alloc.bytes;
+        throw Error(ErrorCode::kBadUsage,
+                    fmt::format("{}: --target-size of {} bytes cannot be reached; the smallest reachable size is about "
+                                "{} bytes (every weight at 1 bit)",
+                                file, *job.target_size, smallest));
+      }
+      plan.entries = planned;
+      for (std::size_t k = 0; k < todo.size(); ++k) {
+        TensorPlan& e = plan.entries[todo[k]];
+        e.bits = curves[k].options[alloc.choice[k]].bits;
+        if (e.bits == 0) {
+          e.quantize = false;
+          e.bits = job.plan.bits;
+          e.reason = "kept in float: the --target-size budget allows it";
+        }
+      }
+    }
+    report.tensors.clear();
+    std::vector<std::size_t> chosen;
+    for (const TensorPlan& e : plan.entries) {
+      report.tensors.push_back(describe(tensors[e.tensor], e));
+      if (e.quantize) chosen.push_back(e.tensor);
+    }
+    // 3. Read, fit, solve and encode each weight.
+    std::vector<QuantizedWeight> quantized(chosen.size());
+    std::atomic<std::size_t> done{0};
+    notify("quantize", 0, chosen.size());
+    parallel_for(chosen.size(), job.threads, [&](std::size_t k) {
+      const ConstTensor& t = tensors[chosen[k]];
+      const TensorPlan& p = plan.entries[chosen[k]];
+      const std::vector<float> values = read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), file);
+      QuantizeParams qp;
+      qp.method = p.method;
+      qp.bits = p.bits;
+      qp.lloyd = job.lloyd;
+      qp.precision = precision_of(t.type);
+      if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
+      TensorQuantization q = quantize_tensor(values, qp);
 
-  // 5. Rewrite and save.
-  notify("write", todo.size(), todo.size());
-  RewriteStats rewrite_stats;
-  onnx::ModelProto out = rewrite_model(std::move(*model.proto), quantized, job.format, &rewrite_stats);
-  stored_bytes += rewrite_stats.shared_bytes;
-  // How the output was made, so a rerun can recognise it (batch.hpp).
-  for (int i = out.metadata_props_size() - 1; i >= 0; --i) {
-    if (out.metadata_props(i).key() == kMetadataKey) out.mutable_metadata_props()->DeleteSubrange(i, 1);
+      TensorReport& r = report.tensors[chosen[k]];
+      r.stats = q.stats;
+      r.fit = q.fit;
+      r.method = std::string(to_string(q.method));
+      r.bits = q.bits;
+      r.levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+      r.clip_min = q.codebook.clip_min();
+      r.clip_max = q.codebook.clip_max();
+      r.mse = q.error.mse();
+      r.sqnr_db = q.error.sqnr_db();
+      r.max_abs_err = q.error.max_abs_error;
+      r.parametric_mse = q.parametric_mse;
+      r.iterations = q.iterations;
+      r.converged = q.converged;
+      r.sum_squares_signal = q.error.sum_squares_signal;
+      r.sum_squares_error = q.error.sum_squares_error;
+      r.granularity = std::string(to_string(p.granularity));
+      r.scale_groups = q.scales.size();
+      r.note = p.note;
+      r.bytes_out = job.format == Format::kLut
+                        ? lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t)
+                        : t.bytes;
+
+      quantized[k].tensor = &t;
+      quantized[k].bits = q.bits;
+      quantized[k].levels = r.levels;
+      quantized[k].codes = std::move(q.codes);
+      quantized[k].scales = std::move(q.scales);
+      quantized[k].layout = p.layout;
+      notify("quantize", ++done, chosen.size());
+    });
+
+    // 4. Model totals over the quantized weights.
+    signal = 0.0;
+    noise = 0.0;
+    stored_bytes = 0;
+    report.params_quantized = 0;
+    for (std::size_t idx : chosen) {
+      const TensorReport& r = report.tensors[idx];
+      report.params_quantized += r.elements;
+      signal += r.sum_squares_signal;
+      noise += r.sum_squares_error;
+      stored_bytes += r.bytes_out;
+    }
+
+    // 5. Rewrite and save.
+    notify("write", chosen.size(), chosen.size());
+    RewriteStats rewrite_stats;
+    // With a budget the rewrite may be redone, so it works on a copy.
+    out = rewrite_model(job.target_size ? *model.proto : std::move(*model.proto), quantized, job.format, &rewrite_stats);
+    stored_bytes += rewrite_stats.shared_bytes;
+    // How the output was made, so a rerun can recognise it (batch.hpp).
+    for (int i = out.metadata_props_size() - 1; i >= 0; --i) {
+      if (out.metadata_props(i).key() == kMetadataKey) out.mutable_metadata_props()->DeleteSubrange(i, 1);
+    }
+    auto* meta = out.add_metadata_props();
+    meta->set_key(std::string(kMetadataKey));
+    meta->set_value(output_metadata(job));
+    report.bytes_out = out.ByteSizeLong();
+    if (!job.target_size || report.bytes_out <= *job.target_size) break;
+    PQ_CHECK(attempt < kMaxBudgetAttempts, ErrorCode::kInternal,
+             "{}: --target-size: the output still exceeds the budget after {} attempts", file, attempt + 1);
+    weight_budget -= std::min(weight_budget, report.bytes_out - *job.target_size);
   }
-  auto* meta = out.add_metadata_props();
-  meta->set_key(std::string(kMetadataKey));
-  meta->set_value(output_metadata(job));
   if (!job.dry_run) {
     save_model(out, job.output, job.input, SaveOptions{job.force});
     report.bytes_out = std::filesystem::file_size(job.output);
-  } else {
-    report.bytes_out = out.ByteSizeLong();
   }
   if (report.params_quantized > 0) {
     report.mse = noise / static_cast<double>(report.params_quantized);

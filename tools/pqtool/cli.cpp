@@ -12,6 +12,7 @@
 #include <set>
 
 #include "pqtool/batch.hpp"
+#include "pqtool/check.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/packing.hpp"
 
@@ -63,6 +64,9 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   // One value per occurrence, so an input after a pattern stays an input.
   cmd->add_option("--exclude", q.exclude, "leave tensors whose name matches this regex in float (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--target-size", q.target_size,
+                  "output size budget (1234, 5MB, 5MiB, 0.15x of the input): bits per weight are chosen to "
+                  "minimise the total weight error within it");
   cmd->add_option("--bits-override", q.bits_override, "REGEX=N: N bits for matching tensors, last match wins")
       ->allow_extra_args(false);
   cmd->add_option("--min-elements", q.min_elements, "skip weights with fewer elements")->capture_default_str();
@@ -112,6 +116,12 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.threads = threads_per_job;
     job.force = q.force;
     job.fold_batchnorm = !q.no_fold_batchnorm;
+    if (!q.target_size.empty()) {
+      const SizeLimit limit = parse_size(q.target_size);
+      std::error_code ec;
+      const std::uint64_t input_bytes = fs::file_size(input, ec);
+      job.target_size = static_cast<std::uint64_t>(limit.bytes(input_bytes));
+    }
     job.dry_run = q.dry_run;
     const fs::path in(input);
     if (!q.output.empty()) {

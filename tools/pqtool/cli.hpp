@@ -26,6 +26,7 @@ struct QuantizeOptions {
   std::string report;          ///< .json / .jsonl / .csv, or "-" for JSON on stdout
   std::vector<std::string> exclude;
   std::vector<std::string> bits_override;
+  std::string target_size;     ///< SIZE: 1234, 5MB, 5MiB or 0.15x of the input
   std::uint64_t min_elements = kDefaultMinElements;
   int threads = 0;             ///< 0 = all hardware threads
   bool no_fold_batchnorm = false;

@@ -180,14 +180,6 @@ double level_bits(TensorType t) { return 8.0 * static_cast<double>(element_size(
 
 double codebook_bits(int bits, TensorType t) { return static_cast<double>(std::size_t{1} << bits) * level_bits(t); }
 
-LevelPrecision precision_of(TensorType t) {
-  switch (t) {
-    case TensorType::kFloat16: return LevelPrecision::kFloat16;
-    case TensorType::kBFloat16: return LevelPrecision::kBFloat16;
-    case TensorType::kFloat64: return LevelPrecision::kFloat64;
-    default: return LevelPrecision::kFloat32;
-  }
-}
 
 /// The error of quantizing `values` with `codebook` once its levels are rounded to float32 and
 /// each value is encoded to the nearest rounded level.

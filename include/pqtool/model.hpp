@@ -11,6 +11,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "pqtool/quantize.hpp"
+
 namespace pqtool {
 
 struct Model {
@@ -39,6 +41,9 @@ enum class TensorType { kFloat32, kFloat16, kBFloat16, kFloat64, kOther };
 
 TensorType tensor_type(const onnx::TensorProto& tensor);
 std::string_view to_string(TensorType t);
+
+/// The precision codebook levels are stored in for a weight of this type (its own).
+LevelPrecision precision_of(TensorType t);
 std::size_t element_size(TensorType t);
 
 /// Number of elements (product of dims), checked for overflow.

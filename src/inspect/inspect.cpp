@@ -4,17 +4,15 @@
 // quantizing the tensor. Tensors are processed in parallel, each into its own slot, so the
 // result does not depend on the thread count.
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <exception>
-#include <mutex>
-#include <thread>
 
 #include "pqtool/discover.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/fold.hpp"
 #include "pqtool/inspect.hpp"
+#include "pqtool/parallel.hpp"
 #include "pqtool/model.hpp"
 #include "pqtool/packing.hpp"
 #include "pqtool/quantize.hpp"
@@ -25,14 +23,6 @@ namespace {
 constexpr std::string_view kLutMarker = ".pq.";  // pqtool's own lut constants are not weights
 constexpr std::size_t kMinHistogramBins = 10;
 
-LevelPrecision precision_of(TensorType t) {
-  switch (t) {
-    case TensorType::kFloat16: return LevelPrecision::kFloat16;
-    case TensorType::kBFloat16: return LevelPrecision::kBFloat16;
-    case TensorType::kFloat64: return LevelPrecision::kFloat64;
-    default: return LevelPrecision::kFloat32;
-  }
-}
 
 Histogram make_histogram(std::span<const float> values, double lo, double hi, std::size_t bins) {
   Histogram h;
@@ -98,67 +88,50 @@ InspectReport inspect_model(const std::filesystem::path& input, const InspectOpt
   report.tensors.resize(weights.size());
 
   // 1. Each weight on its own: read, quantize at every width, histogram. Errors stop the run.
-  std::atomic<std::size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto worker = [&] {
-    for (std::size_t i = next++; i < weights.size(); i = next++) {
-      try {
-        const ConstTensor& t = weights[i];
-        const std::vector<float> values =
-            read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), report.input);
-        TensorInspection& r = report.tensors[i];
-        r.name = t.name;
-        r.op = consumer_op(t);
-        r.shape = t.dims;
-        r.elements = t.elements;
-        r.dtype = std::string(to_string(t.type));
-        r.plot_bits = options.plot_bits;
-        auto quantize_at = [&](int bits) {
-          QuantizeParams p;
-          p.method = Method::kAuto;
-          p.bits = bits;
-          p.precision = precision_of(t.type);
-          return quantize_tensor(values, p);
-        };
-        bool plotted = false;
-        for (int bits = options.bits.min; bits <= options.bits.max; ++bits) {
-          const TensorQuantization q = quantize_at(bits);
-          if (bits == options.bits.min) {
-            r.stats = q.stats;
-            r.fit = q.fit;
-          }
-          r.predictions.push_back({bits, q.error.sqnr_db(), q.error.mse()});
-          if (bits == options.plot_bits) {
-            r.plot_levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
-            r.clip_min = q.codebook.clip_min();
-            r.clip_max = q.codebook.clip_max();
-            plotted = true;
-          }
-        }
-        if (!plotted) {
-          const TensorQuantization q = quantize_at(options.plot_bits);
-          r.plot_levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
-          r.clip_min = q.codebook.clip_min();
-          r.clip_max = q.codebook.clip_max();
-        }
-        // About √n bins (at least kMinHistogramBins), so small tensors do not scatter into single counts.
-        const auto root = static_cast<std::size_t>(std::ceil(std::sqrt(static_cast<double>(values.size()))));
-        r.histogram = make_histogram(values, r.stats.min, r.stats.max,
-                                     std::min(options.histogram_bins, std::max(kMinHistogramBins, root)));
-      } catch (...) {
-        std::lock_guard lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = weights.size();
+  parallel_for(weights.size(), options.threads, [&](std::size_t i) {
+    const ConstTensor& t = weights[i];
+    const std::vector<float> values =
+        read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), report.input);
+    TensorInspection& r = report.tensors[i];
+    r.name = t.name;
+    r.op = consumer_op(t);
+    r.shape = t.dims;
+    r.elements = t.elements;
+    r.dtype = std::string(to_string(t.type));
+    r.plot_bits = options.plot_bits;
+    auto quantize_at = [&](int bits) {
+      QuantizeParams p;
+      p.method = Method::kAuto;
+      p.bits = bits;
+      p.precision = precision_of(t.type);
+      return quantize_tensor(values, p);
+    };
+    bool plotted = false;
+    for (int bits = options.bits.min; bits <= options.bits.max; ++bits) {
+      const TensorQuantization q = quantize_at(bits);
+      if (bits == options.bits.min) {
+        r.stats = q.stats;
+        r.fit = q.fit;
+      }
+      r.predictions.push_back({bits, q.error.sqnr_db(), q.error.mse()});
+      if (bits == options.plot_bits) {
+        r.plot_levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+        r.clip_min = q.codebook.clip_min();
+        r.clip_max = q.codebook.clip_max();
+        plotted = true;
       }
     }
-  };
-  const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, options.threads)), weights.size());
-  std::vector<std::thread> pool;
-  for (std::size_t k = 1; k < workers; ++k) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
+    if (!plotted) {
+      const TensorQuantization q = quantize_at(options.plot_bits);
+      r.plot_levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+      r.clip_min = q.codebook.clip_min();
+      r.clip_max = q.codebook.clip_max();
+    }
+    // About √n bins (at least kMinHistogramBins), so small tensors do not scatter into single counts.
+    const auto root = static_cast<std::size_t>(std::ceil(std::sqrt(static_cast<double>(values.size()))));
+    r.histogram = make_histogram(values, r.stats.min, r.stats.max,
+                                 std::min(options.histogram_bins, std::max(kMinHistogramBins, root)));
+  });
   return report;
 }
 

@@ -116,6 +116,15 @@ std::string_view to_string(TensorType t) {
   return "other";
 }
 
+LevelPrecision precision_of(TensorType t) {
+  switch (t) {
+    case TensorType::kFloat16: return LevelPrecision::kFloat16;
+    case TensorType::kBFloat16: return LevelPrecision::kBFloat16;
+    case TensorType::kFloat64: return LevelPrecision::kFloat64;
+    default: return LevelPrecision::kFloat32;
+  }
+}
+
 std::size_t element_size(TensorType t) {
   switch (t) {
     case TensorType::kFloat32: return 4;

@@ -28,14 +28,6 @@ constexpr int kMaxBudgetAttempts = 8;
 /// nodes, which any mix of bit widths may need once per graph.
 constexpr std::uint64_t kSharedTableReserve = 256 * 14 + 200;
 
-LevelPrecision precision_of(TensorType t) {
-  switch (t) {
-    case TensorType::kFloat16: return LevelPrecision::kFloat16;
-    case TensorType::kBFloat16: return LevelPrecision::kBFloat16;
-    case TensorType::kFloat64: return LevelPrecision::kFloat64;
-    default: return LevelPrecision::kFloat32;
-  }
-}
 
 TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
   TensorReport r;

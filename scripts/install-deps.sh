@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything pqtool needs from Debian's packages (build, and with --test the test
-# tools too: Node.js for the ONNX Runtime harness, ImageMagick and fonts for the fidelity test).
+# tools too: Node.js for the ONNX Runtime harness, ImageMagick and fonts for the fidelity test,
+# clang with its libFuzzer runtime for the fuzzing stage).
 # Idempotent; uses sudo when not root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,7 +12,7 @@ want_tests=0
 packages=(cmake g++ make pkg-config libonnx-dev libprotobuf-dev protobuf-compiler libeigen3-dev libcli11-dev
           libspdlog-dev libfmt-dev nlohmann-json3-dev)
 if (( want_tests )); then
-  packages+=(libgtest-dev)
+  packages+=(libgtest-dev clang)
   mapfile -t extra < <(grep -v '^\s*#' tests/ort/APT_PACKAGES | grep -v '^\s*$')
   packages+=("${extra[@]}")
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -17,36 +17,41 @@ namespace pqtool {
 namespace fs = std::filesystem;
 
 namespace {
-// Fixed table of temp paths, readable from a signal handler without locks or allocation.
+// Fixed table of temp paths, readable from a signal handler without locks or allocation. A slot
+// is claimed, filled, then published; the handler only reads published slots, so it never sees a
+// half-copied path.
 constexpr std::size_t kMaxPendingFiles = 64;
 constexpr std::size_t kMaxPathLength = 4096;
+enum SlotState : int { kFree, kClaimed, kPublished };
 struct PendingSlot {
-  std::atomic<bool> used{false};
+  std::atomic<int> state{kFree};
   char path[kMaxPathLength] = {};
 };
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs lock-free atomics");
 std::array<PendingSlot, kMaxPendingFiles> g_pending;
 
 int register_pending(const fs::path& p) {
   const std::string s = p.string();
   if (s.size() >= kMaxPathLength) return -1;
   for (std::size_t i = 0; i < kMaxPendingFiles; ++i) {
-    bool expected = false;
-    if (g_pending[i].used.load() || !g_pending[i].used.compare_exchange_strong(expected, true)) continue;
+    int expected = kFree;
+    if (!g_pending[i].state.compare_exchange_strong(expected, kClaimed)) continue;
     std::memcpy(g_pending[i].path, s.c_str(), s.size() + 1);
+    g_pending[i].state.store(kPublished);
     return static_cast<int>(i);
   }
   return -1;
 }
 
 void unregister_pending(int slot) {
-  if (slot >= 0) g_pending[static_cast<std::size_t>(slot)].used.store(false);
+  if (slot >= 0) g_pending[static_cast<std::size_t>(slot)].state.store(kFree);
 }
 
 }  // namespace
 
 void remove_pending_temp_files() noexcept {
   for (auto& slot : g_pending) {
-    if (slot.used.load()) ::unlink(slot.path);
+    if (slot.state.load() == kPublished) ::unlink(slot.path);
   }
 }
 
@@ -59,9 +64,16 @@ AtomicFile::AtomicFile(fs::path path, bool force) : path_(std::move(path)) {
   PQ_CHECK(fs::is_directory(dir, ec), ErrorCode::kIo, "{}: output folder does not exist", path_.string());
   std::random_device rd;
   tmp_ = dir / fmt::format(".{}.pqtool-tmp-{:08x}", path_.filename().string(), rd());
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  PQ_CHECK(fd_ >= 0, ErrorCode::kIo, "{}: cannot create output: {}", path_.string(), std::strerror(errno));
+  // Registered before it exists, so a signal can never leave it behind unregistered.
   slot_ = register_pending(tmp_);
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    unregister_pending(slot_);
+    slot_ = -1;
+    throw Error(ErrorCode::kIo, fmt::format("{}: cannot create output in {}: {}", path_.string(), dir.string(),
+                                            std::strerror(err)));
+  }
 }
 
 AtomicFile::~AtomicFile() {

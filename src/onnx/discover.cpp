@@ -30,11 +30,30 @@ constexpr std::array<WeightSlots, 8> kWeightSlotTable{{
     {"Gather", {0, -1}},
 }};
 
+// The newest TensorProto.DataType pqtool knows (INT4, ONNX 1.16); the onnx headers we build
+// against stop at BFLOAT16 = 16, model_io knows the float8 types and uint4/int4 after it.
+constexpr int kNewestKnownDataType = 22;
+
+// True for UNDEFINED, negative values and data types newer than any pqtool knows.
+bool unknown_data_type(int data_type) {
+  return data_type <= onnx::TensorProto::UNDEFINED || data_type > kNewestKnownDataType;
+}
+
 struct Walker {
   const Model& model;
   std::vector<ConstTensor> out;
   // Scope stack: name → index in `out` of a constant visible in the current graph.
   std::vector<std::map<std::string, std::size_t>> scopes;
+  // The same for constants of an unknown data type: harmless unless a weight input reads them.
+  std::vector<std::map<std::string, int>> unknown_scopes;
+
+  const int* lookup_unknown(const std::string& name) const {
+    for (auto it = unknown_scopes.rbegin(); it != unknown_scopes.rend(); ++it) {
+      auto found = it->find(name);
+      if (found != it->end()) return &found->second;
+    }
+    return nullptr;
+  }
 
   std::size_t* lookup(const std::string& name) {
     for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
@@ -46,7 +65,10 @@ struct Walker {
 
   void add(const onnx::TensorProto& t, const std::string& name, const GraphPath& path, const std::string& label,
            Storage storage, const std::set<std::string>& graph_inputs) {
-    if (tensor_type(t) == TensorType::kOther) return;
+    if (tensor_type(t) == TensorType::kOther) {
+      if (unknown_data_type(t.data_type())) unknown_scopes.back()[name] = t.data_type();
+      return;
+    }
     ConstTensor c;
     c.name = name;
     c.graph = path;
@@ -64,6 +86,7 @@ struct Walker {
 
   void walk(const onnx::GraphProto& graph, const GraphPath& path, const std::string& label) {
     scopes.emplace_back();
+    unknown_scopes.emplace_back();
     std::set<std::string> graph_inputs;
     for (const auto& in : graph.input()) graph_inputs.insert(in.name());
     for (const auto& init : graph.initializer()) {
@@ -83,7 +106,17 @@ struct Walker {
       const std::vector<int> slots = node.domain().empty() ? weight_slots(node.op_type()) : std::vector<int>{};
       for (int slot = 0; slot < node.input_size(); ++slot) {
         std::size_t* idx = lookup(node.input(slot));
-        if (idx == nullptr) continue;
+        if (idx == nullptr) {
+          // A weight of a type pqtool does not know cannot be classified, let alone quantized.
+          const int* unknown = lookup_unknown(node.input(slot));
+          PQ_CHECK(unknown == nullptr || std::find(slots.begin(), slots.end(), slot) == slots.end(),
+                   ErrorCode::kBadInput,
+                   "{}: tensor '{}' (input {} of {} node '{}') has data type {}, which pqtool does not know",
+                   model.path.string(), node.input(slot), slot, node.op_type(),
+                   node.name().empty() ? fmt::format("{}_{}", node.op_type(), ni) : node.name(),
+                   unknown ? *unknown : 0);
+          continue;
+        }
         ConstTensor& c = out[*idx];
         bool transposed = false;
         if (node.op_type() == "Gemm" && slot <= 1) {
@@ -110,6 +143,7 @@ struct Walker {
       }
     }
     scopes.pop_back();
+    unknown_scopes.pop_back();
   }
 };
 
@@ -132,7 +166,7 @@ std::vector<int> weight_slots(std::string_view op_type) {
 }
 
 std::vector<ConstTensor> discover_tensors(const Model& model) {
-  Walker walker{model, {}, {}};
+  Walker walker{model, {}, {}, {}};
   walker.walk(model.proto->graph(), {}, "main");
   return std::move(walker.out);
 }

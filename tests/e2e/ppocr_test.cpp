@@ -185,7 +185,7 @@ std::string file_bytes(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// DESIGN §4 / issue 5: byte-identical outputs and reports (timings aside) for any --jobs and
+// DESIGN §4: byte-identical outputs and reports (timings aside) for any --jobs and
 // --threads, on the real det model (with cls in the same batch so --jobs 2 runs two at once);
 // and `check` recomputes the report's SQNR and bpw from the output's weights.
 TEST(PpocrBatch, OutputsAndReportsDoNotDependOnJobsOrThreads) {

@@ -3,6 +3,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,18 +17,35 @@
 
 namespace {
 
-// An interrupted run leaves no temporary output behind.
+// An interrupted run leaves no temporary output behind: the handler unlinks the pending temp
+// files (async-signal-safe), then the default action ends the process as that signal, so the
+// parent still sees what ended it. SA_RESETHAND restores the default on entry; the signal stays
+// blocked until the handler returns, and the re-raised one is delivered then.
 extern "C" void on_signal(int sig) {
   pqtool::remove_pending_temp_files();
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
+  ::raise(sig);
+}
+
+constexpr std::array<int, 3> kCleanupSignals{SIGINT, SIGTERM, SIGHUP};
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (int sig : kCleanupSignals) sigaddset(&action.sa_mask, sig);  // one cleanup at a time
+  for (int sig : kCleanupSignals) {
+    struct sigaction previous {};
+    sigaction(sig, nullptr, &previous);
+    if (previous.sa_handler == SIG_IGN) continue;  // e.g. SIGHUP under nohup: stay ignored
+    sigaction(sig, &action, nullptr);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  install_signal_handlers();
   // Logs go to stderr: stdout carries the summary or, with --report -, the JSON report.
   // NO_COLOR (https://no-color.org) turns colour off; otherwise colour only on a terminal.
   const char* no_color = std::getenv("NO_COLOR");

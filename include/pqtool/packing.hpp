@@ -20,6 +20,8 @@ namespace pqtool {
 
 constexpr int kMinBits = 1;
 constexpr int kMaxBits = 8;
+/// The `--bits` value that means float16 weights (the fp16 format) rather than 2^bits levels.
+constexpr int kFp16Bits = 16;
 constexpr int kByteValues = 256;
 
 struct BitPlane {

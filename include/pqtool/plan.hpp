@@ -66,6 +66,9 @@ struct PlanOptions {
   std::size_t block_size = kDefaultBlockSize;        ///< elements per block (Granularity::kBlock)
   std::vector<std::string> exclude;               ///< ECMAScript regexes over tensor names (full match)
   std::vector<BitsOverride> overrides;            ///< applied in order, last match wins
+  /// Every float constant is a candidate, not only weight inputs (fp16: a Cast restores the type
+  /// for any consumer, and the rounding is far below what quantization does).
+  bool all_float_tensors = false;
 };
 
 struct TensorPlan {

@@ -16,6 +16,7 @@
 #include "pqtool/lloyd_max.hpp"
 #include "pqtool/sample.hpp"
 #include "pqtool/stats.hpp"
+#include "pqtool/uniform.hpp"
 
 namespace pqtool {
 
@@ -83,6 +84,8 @@ struct TensorQuantization {
   Codebook codebook;                  ///< levels as stored (rounded to the storage precision)
   std::vector<std::uint8_t> codes;    ///< one code per value, in the input order
   std::vector<float> scales;          ///< per group, as stored (empty: one codebook per tensor)
+  /// For uniform levels: the integer grid (DequantizeLinear's form) the codes index.
+  std::optional<AffineGrid> grid;
   int iterations = 0;                 ///< Lloyd iterations on the data (0 for parametric)
   bool converged = true;
   ErrorStats error;                   ///< of decode(codes) against the input
@@ -96,6 +99,15 @@ Codebook solve_codebook(const SortedSample& sample, Method method, int bits, con
 
 /// Quantizes a non-empty span of finite values with one codebook.
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params);
+
+/// A tensor stored as float16 (the fp16 format): round to nearest even, values beyond the
+/// largest finite fp16 (±65504) clamped to it rather than turned into ±Inf.
+struct HalfQuantization {
+  std::vector<std::uint16_t> halves;  ///< fp16 bit patterns, in the input order
+  std::uint64_t clamped = 0;          ///< values that were beyond ±65504
+  ErrorStats error;                   ///< of the fp16 values against the input
+};
+HalfQuantization quantize_fp16(std::span<const float> values);
 
 /// decode(codes) as floats.
 std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uint8_t> codes);

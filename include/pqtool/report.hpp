@@ -43,6 +43,7 @@ struct TensorReport {
   double mse = 0.0;
   double sqnr_db = 0.0;          ///< +∞ when exact (written as null)
   double max_abs_err = 0.0;
+  std::uint64_t clamped = 0;     ///< fp16: values beyond ±65504 clamped to it
   double parametric_mse = 0.0;   ///< the fitted-pdf codebook's MSE on these weights
   int iterations = 0;
   bool converged = true;

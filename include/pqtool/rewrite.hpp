@@ -17,7 +17,9 @@ namespace pqtool {
 
 enum class Format {
   kLut,   ///< packed codes + codebook + a Gather-based dequantization subgraph
+  kQdq,   ///< uniform levels as (u)int8 / (u)int4 integers + DequantizeLinear
   kFake,  ///< dequantized values stored in place, same type and size (accuracy studies)
+  kFp16,  ///< weights as float16 + a Cast back to their type
 };
 
 struct FormatInfo {
@@ -26,9 +28,11 @@ struct FormatInfo {
   std::string_view summary;
 };
 
-inline constexpr std::array<FormatInfo, 2> kFormats{{
+inline constexpr std::array<FormatInfo, 4> kFormats{{
     {Format::kLut, "lut", "packed b-bit codes, a codebook and a dequantization subgraph of standard ops"},
+    {Format::kQdq, "qdq", "uniform levels as int8 (opset >= 10; per channel >= 13) or int4 (opset >= 21) with DequantizeLinear"},
     {Format::kFake, "fake", "dequantized float weights in place (same size), for accuracy studies"},
+    {Format::kFp16, "fp16", "weights as float16 with a Cast back (same as --bits 16)"},
 }};
 
 std::string_view to_string(Format f);
@@ -36,6 +40,24 @@ std::optional<Format> parse_format(std::string_view name);
 
 /// The lowest default-domain opset the lut subgraph supports (Reshape-5, Cast-6, Add-7 on int32).
 constexpr std::int64_t kMinLutOpset = 7;
+/// DequantizeLinear: per tensor from opset 10, per channel (`axis`) from 13, int4/uint4 and
+/// per block (`block_size`) from 21.
+constexpr std::int64_t kQdqMinOpset = 10;
+constexpr std::int64_t kQdqAxisOpset = 13;
+constexpr std::int64_t kQdqBlockOpset = 21;
+/// ONNX TensorProto data types newer than the Debian ONNX headers (onnx.proto, IR 10).
+constexpr int kOnnxUint4 = 21;
+constexpr int kOnnxInt4 = 22;
+/// Cast-6 and Gather-1 are all the fp16 format needs.
+constexpr std::int64_t kMinFp16Opset = 6;
+
+/// How weights will be scaled, for the format checks.
+enum class ScaleKind { kTensor, kChannel, kBlock };
+
+/// Why `format` cannot store `bits`-bit weights with `scales` in a model importing `opset`:
+/// e.g. "qdq stores 4-bit integers as int4, which needs opset >= 21 (the model imports opset 11)".
+/// Empty when it can.
+std::string format_refusal(Format format, int bits, ScaleKind scales, std::int64_t opset);
 
 /// One weight to store quantized.
 struct QuantizedWeight {
@@ -47,6 +69,10 @@ struct QuantizedWeight {
   /// codebook per tensor. Scales are stored as fp16 (they must be fp16-exact).
   std::vector<float> scales;
   GroupLayout layout;
+  /// Uniform levels: the integer grid (qdq stores grid.integer(code)).
+  std::optional<AffineGrid> grid;
+  /// fp16 format: the weight as float16 bits (codes and levels unused).
+  std::vector<std::uint16_t> halves;
 };
 
 struct RewriteStats {
@@ -60,5 +86,8 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
 
 /// Bytes the lut format stores for one weight: packed codes plus the codebook.
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type);
+/// Bytes the qdq format stores: the integers (1 byte, or half a byte for int4) plus a float32
+/// scale and (when non-zero) a zero point per scale group.
+std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point);
 
 }  // namespace pqtool

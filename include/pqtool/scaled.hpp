@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "pqtool/group_layout.hpp"
 #include "pqtool/lloyd_max.hpp"
 #include "pqtool/quantize.hpp"
+#include "pqtool/uniform.hpp"
 
 namespace pqtool {
 
@@ -31,6 +33,9 @@ struct ScaledQuantization {
   Codebook codebook;                 ///< shared levels, as stored
   std::vector<float> scales;         ///< one per group, as stored (rounded to scale_precision)
   std::vector<std::uint8_t> codes;   ///< one per element
+  /// Uniform method: the shared levels are the integers q − zero_point (grid.scale = 1) and the
+  /// group scales carry the step, so ŵ = float(q − z) · s_g exactly as DequantizeLinear computes.
+  std::optional<AffineGrid> grid;
   ErrorStats error;                  ///< of the reconstruction a runtime computes in float32
   int rounds = 0;                    ///< alternating rounds run
   std::vector<double> mse_history;   ///< MSE after each round

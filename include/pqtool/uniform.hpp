@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -91,6 +92,27 @@ struct UniformResult {
 /// ACIQ's optimal clip α in units of the density's scale (σ for a Gaussian, b for a Laplace) for
 /// 2^bits uniform bins over [−α, α]; bits in [1, 8].
 double aciq_multiplier(Distribution d, int bits);
+
+/// The integer grid of uniform levels in the form ONNX DequantizeLinear computes them:
+///   level of code k = float(q_min + k − zero_point) · scale, in float32 arithmetic,
+/// so levels derived from it equal what a runtime reconstructs from the stored integers bit for bit.
+/// With per-group scales the shared levels are the integers themselves (scale 1) and the group's
+/// scale multiplies.
+struct AffineGrid {
+  float scale = 1.0f;
+  std::int32_t zero_point = 0;
+  std::int32_t q_min = 0;
+  std::int32_t q_max = 0;
+
+  /// The stored integer of code k.
+  std::int32_t integer(std::size_t k) const { return q_min + static_cast<std::int32_t>(k); }
+  /// float(q − zero_point) · scale, as DequantizeLinear computes it.
+  float level(std::size_t k) const { return static_cast<float>(integer(k) - zero_point) * scale; }
+};
+
+/// `--method uniform`: asymmetric grid (q in [0, 2^b − 1], 0 exactly representable) with the
+/// MSE-searched clip.
+UniformParams default_uniform_params(int bits);
 
 /// A uniform quantizer for a non-empty sample.
 UniformResult solve_uniform(const SortedSample& sample, const UniformParams& params);

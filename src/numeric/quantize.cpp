@@ -3,6 +3,7 @@
 // runtime will reconstruct.
 #include "pqtool/quantize.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -60,6 +61,21 @@ ErrorStats measure_error(std::span<const float> original, std::span<const float>
   return e;
 }
 
+HalfQuantization quantize_fp16(std::span<const float> values) {
+  constexpr float kMaxHalf = 65504.0f;
+  HalfQuantization h;
+  h.halves.resize(values.size());
+  std::vector<float> stored(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const float v = std::clamp(values[i], -kMaxHalf, kMaxHalf);
+    if (v != values[i]) ++h.clamped;
+    h.halves[i] = float_to_fp16(v);
+    stored[i] = fp16_to_float(h.halves[i]);
+  }
+  h.error = measure_error(values, stored);
+  return h;
+}
+
 std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uint8_t> codes) {
   std::vector<float> out(codes.size());
   for (std::size_t i = 0; i < codes.size(); ++i) out[i] = static_cast<float>(codebook.decode(codes[i]));
@@ -77,13 +93,7 @@ Codebook solve_codebook(const SortedSample& sample, Method method, int bits, con
       op.polish = lp;
       return solve_optimal(sample, op).codebook;
     }
-    case Method::kUniform: {
-      UniformParams up;
-      up.bits = bits;
-      up.scheme = UniformScheme::kAsymmetric;
-      up.clip = ClipMethod::kMseSearch;
-      return solve_uniform(sample, up).codebook;
-    }
+    case Method::kUniform: return solve_uniform(sample, default_uniform_params(bits)).codebook;
     case Method::kParametric:
     case Method::kLloydMax:
     case Method::kAuto: break;
@@ -120,6 +130,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     q.codebook = std::move(s.codebook);
     q.codes = std::move(s.codes);
     q.scales = std::move(s.scales);
+    q.grid = s.grid;
     q.iterations = s.rounds;
     q.error = s.error;
     return q;
@@ -130,12 +141,21 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   lp.bits = params.bits;
   q.parametric_mse = codebook_mse(sample, solve_lloyd_max_pdf(q.fit.best_params(), lp).codebook);
   LloydMaxResult evidence;
-  const Codebook solved = solve_codebook(sample, q.method, params.bits, params.lloyd, &evidence);
+  std::vector<double> stored;
+  if (q.method == Method::kUniform) {
+    // Uniform levels are kept in DequantizeLinear's form, float(q − z) · scale in float32, so
+    // the lut, qdq and fake outputs reconstruct the same values.
+    const UniformResult u = solve_uniform(sample, default_uniform_params(params.bits));
+    q.grid = AffineGrid{static_cast<float>(u.scale), u.zero_point, u.q_min, u.q_max};
+    for (std::int32_t k = 0; k <= u.q_max - u.q_min; ++k) stored.push_back(q.grid->level(static_cast<std::size_t>(k)));
+  } else {
+    const Codebook solved = solve_codebook(sample, q.method, params.bits, params.lloyd, &evidence);
+    stored.assign(solved.levels().begin(), solved.levels().end());
+  }
   q.iterations = evidence.iterations;
   q.converged = q.method != Method::kLloydMax || evidence.converged;
   // 5. Round the levels to the precision the model stores them in, then encode with the rounded
   //    levels so the codes pick the nearest level that will really be reconstructed.
-  std::vector<double> stored(solved.levels().begin(), solved.levels().end());
   for (double& level : stored) level = round_to_precision(level, params.precision);
   q.codebook = Codebook(std::move(stored));
   std::vector<std::uint32_t> codes32(values.size());

@@ -75,11 +75,22 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   const SortedSample sample(normalised);
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
-  Codebook codebook = solve_codebook(sample, params.method, params.bits, lp);
+  ScaledQuantization r;
+  Codebook codebook;
+  if (params.method == Method::kUniform) {
+    // Integer levels q − z; the grid's step moves into every group's scale.
+    const UniformResult u = solve_uniform(sample, default_uniform_params(params.bits));
+    r.grid = AffineGrid{1.0f, u.zero_point, u.q_min, u.q_max};
+    std::vector<double> integers;
+    for (std::int32_t q = u.q_min; q <= u.q_max; ++q) integers.push_back(static_cast<double>(q - u.zero_point));
+    codebook = Codebook(std::move(integers));
+    for (double& s : scale) s *= u.scale;
+  } else {
+    codebook = solve_codebook(sample, params.method, params.bits, lp);
+  }
   // Parametric and uniform levels keep their defining shape; only the scales adapt.
   const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
 
-  ScaledQuantization r;
   r.codes.assign(values.size(), 0);
   std::vector<double> num(std::max(levels, groups));
   std::vector<double> den(std::max(levels, groups));

@@ -277,6 +277,14 @@ UniformResult solve_uniform(const SortedSample& sample, const UniformParams& par
   return r;
 }
 
+UniformParams default_uniform_params(int bits) {
+  UniformParams up;
+  up.bits = bits;
+  up.scheme = UniformScheme::kAsymmetric;
+  up.clip = ClipMethod::kMseSearch;
+  return up;
+}
+
 UniformResult solve_uniform(std::span<const float> values, const UniformParams& params) {
   return solve_uniform(SortedSample(values), params);
 }

@@ -148,93 +148,19 @@ struct GraphEdit {
   std::string flatten_shape;                       ///< shared [-1] shape constant
 };
 
-class LutWriter {
+class GraphWriter {
  public:
-  LutWriter(onnx::ModelProto& model, std::int64_t opset) : model_(model), names_(model), opset_(opset) {}
+  GraphWriter(onnx::ModelProto& model, std::int64_t opset) : model_(model), names_(model), opset_(opset) {}
 
-  void add(const QuantizedWeight& w) {
+  void add(const QuantizedWeight& w, Format format) {
+    switch (format) {
+      case Format::kLut: add_lut(w); break;
+      case Format::kQdq: add_qdq(w); break;
+      case Format::kFp16: add_fp16(w); break;
+      case Format::kFake: PQ_ASSERT(false);
+    }
     const ConstTensor& t = *w.tensor;
     GraphEdit& edit = edit_for(t.graph);
-    const bool as_initializer = t.storage == Storage::kInitializer && model_.ir_version() >= 4;
-    const auto n = static_cast<std::int64_t>(t.elements);
-    const std::string base = t.name;
-    auto constant = [&](const std::string& hint, onnx::TensorProto tensor) {
-      const std::string name = names_.fresh(hint);
-      tensor.set_name(name);
-      add_constant(edit, std::move(tensor), as_initializer);
-      return name;
-    };
-    // Intermediate values get short numbered names: they appear twice each in the file.
-    auto node = [&](const std::string& op, std::vector<std::string> inputs) {
-      const std::string out = names_.fresh(fmt::format("pq{}", next_value_++));
-      edit.prepend.push_back(make_node(op, std::move(inputs), out));
-      return out;
-    };
-
-    // 1. One uint8 tensor per bit plane, unpacked to int32 digits placed at their bit position, in the shape the
-    //    lookup needs: the weight's own, or the group view [pre, groups, block, post] when
-    //    scales follow. A plane whose last byte is padded is flattened and trimmed first.
-    const bool scaled = !w.scales.empty();
-    const std::vector<std::int64_t> view =
-        scaled ? std::vector<std::int64_t>{static_cast<std::int64_t>(w.layout.pre), static_cast<std::int64_t>(w.layout.groups),
-                                           static_cast<std::int64_t>(w.layout.block), static_cast<std::int64_t>(w.layout.post)}
-               : t.dims;
-    const std::string shape = constant(base + ".pq.shape", make_tensor("", onnx::TensorProto::INT64,
-                                                                       {static_cast<std::int64_t>(view.size())},
-                                                                       to_raw(view)));
-    const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
-    std::string codes;
-    for (std::size_t p = 0; p < planes.size(); ++p) {
-      const BitPlane& plane = planes[p];
-      const std::string tag = fmt::format("{}.pq.p{}", base, p);
-      const std::string packed = constant(tag, make_tensor("", onnx::TensorProto::UINT8,
-                                                           {static_cast<std::int64_t>(plane.bytes.size())},
-                                                           to_raw(plane.bytes)));
-      std::string plane_codes = node("Cast", {packed});
-      set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
-      if (plane.width < 8) {
-        plane_codes = node("Gather", {shared_table(edit, plane.width), plane_codes});
-        // Tables are shared per width; the plane's position in the code is one multiply.
-        if (plane.shift > 0) plane_codes = node("Mul", {plane_codes, shared_shift(edit, plane.shift)});
-      }
-      const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
-      if (unpacked != n) {
-        plane_codes = node("Reshape", {plane_codes, flatten_shape(edit)});
-        plane_codes = slice_prefix(edit, plane_codes, n, tag, constant);
-      }
-      plane_codes = node("Reshape", {plane_codes, shape});
-      codes = codes.empty() ? plane_codes : node("Add", {codes, plane_codes});
-    }
-    // 2. The codebook lookup produces the weight itself, under its original name — or, with
-    //    scales, the normalised weight in the group view, scaled per group and reshaped back.
-    const std::string codebook =
-        constant(base + ".pq.codebook", make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
-                                                    float_raw(w.levels, t.type)));
-    if (!scaled) {
-      edit.prepend.push_back(make_node("Gather", {codebook, codes}, t.name));
-    } else {
-      PQ_ASSERT(t.type == TensorType::kFloat32 && w.scales.size() == w.layout.scale_count());
-      std::vector<std::uint16_t> half(w.scales.size());
-      for (std::size_t i = 0; i < half.size(); ++i) {
-        half[i] = float_to_fp16(w.scales[i]);
-        PQ_ASSERT(fp16_to_float(half[i]) == w.scales[i]);
-      }
-      const std::string scales = constant(
-          base + ".pq.scales",
-          make_tensor("", onnx::TensorProto::FLOAT16,
-                      {static_cast<std::int64_t>(w.layout.pre), static_cast<std::int64_t>(w.layout.groups), 1,
-                       static_cast<std::int64_t>(w.layout.post)},
-                      to_raw(half)));
-      const std::string normalised = node("Gather", {codebook, codes});
-      const std::string widened = node("Cast", {scales});
-      set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::FLOAT);
-      const std::string product = node("Mul", {normalised, widened});
-      const std::string target = constant(base + ".pq.dims", make_tensor("", onnx::TensorProto::INT64,
-                                                                         {static_cast<std::int64_t>(t.dims.size())},
-                                                                         to_raw(t.dims)));
-      edit.prepend.push_back(make_node("Reshape", {product, target}, t.name));
-    }
-
     if (t.storage == Storage::kConstantNode) {
       edit.drop_constants.insert(t.name);
     } else {
@@ -242,6 +168,206 @@ class LutWriter {
     }
   }
 
+ private:
+  // A new constant for weight `t`: an initializer when the weight was one (IR >= 4), else a
+  // Constant node. Returns its (fresh) name.
+  std::string constant(const ConstTensor& t, const std::string& hint, onnx::TensorProto tensor) {
+    const bool as_initializer = t.storage == Storage::kInitializer && model_.ir_version() >= 4;
+    const std::string name = names_.fresh(hint);
+    tensor.set_name(name);
+    add_constant(edit_for(t.graph), std::move(tensor), as_initializer);
+    return name;
+  }
+
+  // A new node in t's graph; intermediate values get short numbered names (they appear twice
+  // each in the file). With `output` given, the node produces that name instead.
+  std::string node(const ConstTensor& t, const std::string& op, std::vector<std::string> inputs,
+                   std::string output = {}) {
+    if (output.empty()) output = names_.fresh(fmt::format("pq{}", next_value_++));
+    edit_for(t.graph).prepend.push_back(make_node(op, std::move(inputs), output));
+    return output;
+  }
+
+  onnx::NodeProto& last_node(const ConstTensor& t) { return edit_for(t.graph).prepend.back(); }
+
+  std::string int64_constant(const ConstTensor& t, const std::string& hint, const std::vector<std::int64_t>& v) {
+    return constant(t, hint, make_tensor("", onnx::TensorProto::INT64, {static_cast<std::int64_t>(v.size())}, to_raw(v)));
+  }
+
+  // The group view [pre, groups, block, post] of a weight with scales.
+  static std::vector<std::int64_t> group_view(const GroupLayout& l) {
+    return {static_cast<std::int64_t>(l.pre), static_cast<std::int64_t>(l.groups), static_cast<std::int64_t>(l.block),
+            static_cast<std::int64_t>(l.post)};
+  }
+
+  void add_lut(const QuantizedWeight& w) {
+    const ConstTensor& t = *w.tensor;
+    GraphEdit& edit = edit_for(t.graph);
+    const auto n = static_cast<std::int64_t>(t.elements);
+    const std::string base = t.name;
+    auto constant_fn = [&](const std::string& hint, onnx::TensorProto tensor) {
+      return constant(t, hint, std::move(tensor));
+    };
+
+    // 1. One uint8 tensor per bit plane, unpacked to int32 digits placed at their bit position, in the shape the
+    //    lookup needs: the weight's own, or the group view [pre, groups, block, post] when
+    //    scales follow. A plane whose last byte is padded is flattened and trimmed first.
+    const bool scaled = !w.scales.empty();
+    const std::vector<std::int64_t> view = scaled ? group_view(w.layout) : t.dims;
+    const std::string shape = int64_constant(t, base + ".pq.shape", view);
+    const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
+    std::string codes;
+    for (std::size_t p = 0; p < planes.size(); ++p) {
+      const BitPlane& plane = planes[p];
+      const std::string tag = fmt::format("{}.pq.p{}", base, p);
+      const std::string packed = constant(t, tag, make_tensor("", onnx::TensorProto::UINT8,
+                                                              {static_cast<std::int64_t>(plane.bytes.size())},
+                                                              to_raw(plane.bytes)));
+      std::string plane_codes = node(t, "Cast", {packed});
+      set_int_attr(last_node(t), "to", onnx::TensorProto::INT32);
+      if (plane.width < 8) {
+        plane_codes = node(t, "Gather", {shared_table(edit, plane.width), plane_codes});
+        // Tables are shared per width; the plane's position in the code is one multiply.
+        if (plane.shift > 0) plane_codes = node(t, "Mul", {plane_codes, shared_shift(edit, plane.shift)});
+      }
+      const auto unpacked = static_cast<std::int64_t>(plane.bytes.size()) * plane.codes_per_byte();
+      if (unpacked != n) {
+        plane_codes = node(t, "Reshape", {plane_codes, flatten_shape(edit)});
+        plane_codes = slice_prefix(edit, plane_codes, n, tag, constant_fn);
+      }
+      plane_codes = node(t, "Reshape", {plane_codes, shape});
+      codes = codes.empty() ? plane_codes : node(t, "Add", {codes, plane_codes});
+    }
+    // 2. The codebook lookup produces the weight itself, under its original name — or, with
+    //    scales, the normalised weight in the group view, scaled per group and reshaped back.
+    const std::string codebook =
+        constant(t, base + ".pq.codebook",
+                 make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
+                             float_raw(w.levels, t.type)));
+    if (!scaled) {
+      node(t, "Gather", {codebook, codes}, t.name);
+      return;
+    }
+    PQ_ASSERT(t.type == TensorType::kFloat32 && w.scales.size() == w.layout.scale_count());
+    std::vector<std::uint16_t> half(w.scales.size());
+    for (std::size_t i = 0; i < half.size(); ++i) {
+      half[i] = float_to_fp16(w.scales[i]);
+      PQ_ASSERT(fp16_to_float(half[i]) == w.scales[i]);
+    }
+    std::vector<std::int64_t> scale_dims = view;
+    scale_dims[2] = 1;
+    const std::string scales =
+        constant(t, base + ".pq.scales", make_tensor("", onnx::TensorProto::FLOAT16, scale_dims, to_raw(half)));
+    const std::string normalised = node(t, "Gather", {codebook, codes});
+    const std::string widened = node(t, "Cast", {scales});
+    set_int_attr(last_node(t), "to", onnx::TensorProto::FLOAT);
+    const std::string product = node(t, "Mul", {normalised, widened});
+    node(t, "Reshape", {product, int64_constant(t, base + ".pq.dims", t.dims)}, t.name);
+  }
+
+  // qdq: the integers q of the affine grid, stored as (u)int8 or packed (u)int4, and a
+  // DequantizeLinear that computes float(q − z) · scale, per tensor, per channel (axis) or per
+  // block (block_size):
+  //
+  //   W.pq.q [view] ─┐
+  //   W.pq.scale ────┼─ DequantizeLinear ─[Reshape(S)]─[Cast(T)]─> W ──> Conv
+  //   W.pq.zp ───────┘
+  //
+  // The view is the weight's shape per tensor, [C, rest] or [rest, C] per channel, and
+  // [pre, groups·block, post] per block (blocked along axis 1).
+  void add_qdq(const QuantizedWeight& w) {
+    const ConstTensor& t = *w.tensor;
+    PQ_ASSERT(w.grid.has_value());
+    const AffineGrid& grid = *w.grid;
+    const std::string base = t.name;
+    const bool int4 = w.bits <= 4;
+    const bool is_signed = grid.q_min < 0;
+    const auto storage = static_cast<onnx::TensorProto::DataType>(
+        int4 ? (is_signed ? kOnnxInt4 : kOnnxUint4) : (is_signed ? onnx::TensorProto::INT8 : onnx::TensorProto::UINT8));
+
+    // The DequantizeLinear view and its scale shape.
+    const bool scaled = !w.scales.empty();
+    std::vector<std::int64_t> view = t.dims;
+    std::vector<std::int64_t> scale_dims;  // empty: a scalar
+    std::optional<std::int64_t> axis;
+    std::optional<std::int64_t> block_size;
+    const GroupLayout& l = w.layout;
+    const auto i64 = [](std::size_t v) { return static_cast<std::int64_t>(v); };
+    if (scaled) {
+      if (l.groups == 1 && l.post == 1) {  // per channel, channels first: [C, rest], axis 0
+        view = {i64(l.pre), i64(l.block)};
+        scale_dims = {i64(l.pre)};
+        axis = 0;
+      } else if (l.groups == 1 && l.pre == 1) {  // per channel, channels last: [rest, C], axis 1
+        view = {i64(l.block), i64(l.post)};
+        scale_dims = {i64(l.post)};
+        axis = 1;
+      } else {  // blocks along axis 1 of [pre, groups·block, post]
+        PQ_CHECK(opset_ >= kQdqBlockOpset, ErrorCode::kBadInput,
+                 "{}: qdq scales along this weight's reduction axis need blocked DequantizeLinear (opset >= {}); the "
+                 "model imports opset {}",
+                 t.name, kQdqBlockOpset, opset_);
+        view = {i64(l.pre), i64(l.groups * l.block), i64(l.post)};
+        scale_dims = {i64(l.pre), i64(l.groups), i64(l.post)};
+        axis = 1;
+        block_size = i64(l.block);
+      }
+    }
+    // Integers in storage order (row-major over the view, which is the weight's own order).
+    std::string raw;
+    if (int4) {
+      raw.assign((w.codes.size() + 1) / 2, '\0');
+      for (std::size_t i = 0; i < w.codes.size(); ++i) {
+        const auto nibble = static_cast<std::uint8_t>(grid.integer(w.codes[i]) & 0x0F);
+        raw[i / 2] = static_cast<char>(static_cast<std::uint8_t>(raw[i / 2]) | (i % 2 ? nibble << 4 : nibble));
+      }
+    } else {
+      raw.resize(w.codes.size());
+      for (std::size_t i = 0; i < w.codes.size(); ++i) raw[i] = static_cast<char>(grid.integer(w.codes[i]));
+    }
+    const std::string q = constant(t, base + ".pq.q", make_tensor("", storage, view, std::move(raw)));
+    // Scales: the group scales (float32 values; fp16-exact by construction) or the grid's step.
+    std::vector<float> scales = scaled ? w.scales : std::vector<float>{grid.scale};
+    const std::string scale = constant(t, base + ".pq.scale",
+                                       make_tensor("", onnx::TensorProto::FLOAT, scale_dims, to_raw(scales)));
+    std::vector<std::string> inputs{q, scale};
+    if (grid.zero_point != 0) {
+      const std::size_t count = scales.size();
+      std::string zp;
+      if (int4) {
+        zp.assign((count + 1) / 2, '\0');
+        const auto nibble = static_cast<std::uint8_t>(grid.zero_point & 0x0F);
+        for (std::size_t i = 0; i < count; ++i) {
+          zp[i / 2] = static_cast<char>(static_cast<std::uint8_t>(zp[i / 2]) | (i % 2 ? nibble << 4 : nibble));
+        }
+      } else {
+        zp.assign(count, static_cast<char>(grid.zero_point));
+      }
+      inputs.push_back(constant(t, base + ".pq.zp", make_tensor("", storage, scale_dims, std::move(zp))));
+    }
+    const bool reshape = view != t.dims;
+    const bool cast = t.type != TensorType::kFloat32;
+    std::string value = node(t, "DequantizeLinear", std::move(inputs), reshape || cast ? std::string{} : t.name);
+    if (axis) set_int_attr(last_node(t), "axis", *axis);
+    if (block_size) set_int_attr(last_node(t), "block_size", *block_size);
+    if (reshape) value = node(t, "Reshape", {value, int64_constant(t, base + ".pq.dims", t.dims)}, cast ? "" : t.name);
+    if (cast) {
+      node(t, "Cast", {value}, t.name);
+      set_int_attr(last_node(t), "to", onnx_type(t.type));
+    }
+  }
+
+  // fp16: the weight as float16 and one Cast back to its type, under its name.
+  void add_fp16(const QuantizedWeight& w) {
+    const ConstTensor& t = *w.tensor;
+    PQ_ASSERT(w.halves.size() == t.elements);
+    const std::string stored =
+        constant(t, t.name + ".pq.fp16", make_tensor("", onnx::TensorProto::FLOAT16, t.dims, to_raw(w.halves)));
+    node(t, "Cast", {stored}, t.name);
+    set_int_attr(last_node(t), "to", onnx_type(t.type));
+  }
+
+ public:
   void apply(RewriteStats* stats) {
     for (auto& [key, edit] : edits_) {
       (void)key;
@@ -320,7 +446,7 @@ class LutWriter {
   // Keeps the first n elements of a 1-D tensor: Slice-1 takes attributes, Slice-10+ inputs.
   template <typename ConstantFn>
   std::string slice_prefix(GraphEdit& edit, const std::string& input, std::int64_t n, const std::string& hint,
-                           ConstantFn& constant) {
+                           ConstantFn& constant_fn) {
     const std::string out = names_.fresh(fmt::format("pq{}", next_value_++));
     if (opset_ < 10) {
       onnx::NodeProto node = make_node("Slice", {input}, out);
@@ -333,8 +459,8 @@ class LutWriter {
     auto int64_1d = [](std::int64_t v) {
       return make_tensor("", onnx::TensorProto::INT64, {1}, to_raw(std::vector<std::int64_t>{v}));
     };
-    const std::string starts = constant(hint + "_starts", int64_1d(0));
-    const std::string ends = constant(hint + "_ends", int64_1d(n));
+    const std::string starts = constant_fn(hint + "_starts", int64_1d(0));
+    const std::string ends = constant_fn(hint + "_ends", int64_1d(n));
     edit.prepend.push_back(make_node("Slice", {input, starts, ends}, out));
     return out;
   }
@@ -407,6 +533,55 @@ std::optional<Format> parse_format(std::string_view name) {
   return std::nullopt;
 }
 
+std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point) {
+  const auto packed = [bits](std::uint64_t count) { return bits <= 4 ? (count + 1) / 2 : count; };
+  return packed(elements) + groups * sizeof(float) + (zero_point ? packed(groups) : 0);
+}
+
+std::string format_refusal(Format format, int bits, ScaleKind scales, std::int64_t opset) {
+  switch (format) {
+    case Format::kFake: return {};
+    case Format::kLut:
+      if (bits == kFp16Bits) return "--bits 16 means --format fp16";
+      if (opset < kMinLutOpset) {
+        return fmt::format("the lut format needs opset >= {} (the model imports opset {}); use --format fake",
+                           kMinLutOpset, opset);
+      }
+      return {};
+    case Format::kFp16:
+      if (opset < kMinFp16Opset) {
+        return fmt::format("the fp16 format needs opset >= {} (the model imports opset {})", kMinFp16Opset, opset);
+      }
+      return {};
+    case Format::kQdq: break;
+  }
+  if (bits != 8 && bits != 4) {
+    return fmt::format("qdq stores 8-bit integers (opset >= {}) or 4-bit ones (opset >= {}), not {} bits; use "
+                       "--format lut for {}-bit codes",
+                       kQdqMinOpset, kQdqBlockOpset, bits, bits);
+  }
+  if (opset < kQdqMinOpset) {
+    return fmt::format("qdq needs DequantizeLinear, opset >= {} (the model imports opset {}); use --format lut",
+                       kQdqMinOpset, opset);
+  }
+  if (bits == 4 && opset < kQdqBlockOpset) {
+    return fmt::format("qdq stores 4-bit integers as int4, which needs opset >= {} (the model imports opset {}); use "
+                       "--bits 8 or --format lut",
+                       kQdqBlockOpset, opset);
+  }
+  if (scales == ScaleKind::kChannel && opset < kQdqAxisOpset) {
+    return fmt::format("qdq per-channel scales need opset >= {} (the model imports opset {}); use --granularity "
+                       "tensor or --format lut",
+                       kQdqAxisOpset, opset);
+  }
+  if (scales == ScaleKind::kBlock && opset < kQdqBlockOpset) {
+    return fmt::format("qdq per-block scales need opset >= {} (the model imports opset {}); use --granularity "
+                       "channel or --format lut",
+                       kQdqBlockOpset, opset);
+  }
+  return {};
+}
+
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type) {
   return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(type);
 }
@@ -421,13 +596,16 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
     for (const QuantizedWeight& w : weights) rewrite_fake(model, w);
     return model;
   }
-  PQ_CHECK(opset >= kMinLutOpset, ErrorCode::kBadInput,
-           "the lut format needs opset >= {} (the model imports opset {}); use --format fake", kMinLutOpset, opset);
-  LutWriter writer(model, opset);
   for (const QuantizedWeight& w : weights) {
-    PQ_ASSERT(w.tensor != nullptr && w.codes.size() == w.tensor->elements);
-    PQ_ASSERT(w.levels.size() == (std::size_t{1} << w.bits));
-    writer.add(w);
+    const ScaleKind kind = w.scales.empty() ? ScaleKind::kTensor
+                           : w.layout.groups == 1 ? ScaleKind::kChannel : ScaleKind::kBlock;
+    const std::string why = format_refusal(format, format == Format::kFp16 ? kFp16Bits : w.bits, kind, opset);
+    PQ_CHECK(why.empty(), ErrorCode::kBadInput, "{}: {}", w.tensor->name, why);
+  }
+  GraphWriter writer(model, opset);
+  for (const QuantizedWeight& w : weights) {
+    PQ_ASSERT(w.tensor != nullptr);
+    writer.add(w, format);
   }
   writer.apply(stats);
   return model;

@@ -70,6 +70,47 @@ std::uint64_t lut_graph_bytes(const std::string& name, int bits) {
   return kLutFixedGraphBytes + 3 * name.size() + planes * (kLutPlaneGraphBytes + name.size());
 }
 
+ScaleKind scale_kind(const TensorPlan& p) {
+  switch (p.granularity) {
+    case Granularity::kTensor: return ScaleKind::kTensor;
+    case Granularity::kChannel: return ScaleKind::kChannel;
+    case Granularity::kBlock: return ScaleKind::kBlock;
+  }
+  PQ_ASSERT(false);
+  return ScaleKind::kTensor;
+}
+
+// Bytes a quantized weight stores in `format` (the payload; the nodes are extra).
+std::uint64_t payload_bytes(Format format, const ConstTensor& t, const TensorQuantization& q) {
+  switch (format) {
+    case Format::kLut: return lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t);
+    case Format::kQdq: {
+      const std::uint64_t groups = q.scales.empty() ? 1 : q.scales.size();
+      return qdq_payload_bytes(t.elements, q.bits, groups, q.grid && q.grid->zero_point != 0);
+    }
+    case Format::kFake: return t.bytes;
+    case Format::kFp16: return t.elements * sizeof(std::uint16_t);
+  }
+  PQ_ASSERT(false);
+  return 0;
+}
+
+// Format rules that hold for the whole job: qdq stores uniform levels (auto means uniform there);
+// fp16 has no bit widths to budget.
+QuantizeJob resolve_format(QuantizeJob job) {
+  if (job.format == Format::kQdq) {
+    PQ_CHECK(job.plan.method == Method::kAuto || job.plan.method == Method::kUniform, ErrorCode::kBadUsage,
+             "--format qdq stores uniform levels; use --method uniform (or auto), not {}", to_string(job.plan.method));
+    job.plan.method = Method::kUniform;
+  }
+  if (job.format == Format::kFp16) {
+    PQ_CHECK(!job.target_size, ErrorCode::kBadUsage, "--target-size chooses bit widths; it does not apply to fp16");
+    job.plan.bits = kFp16Bits;
+    job.plan.all_float_tensors = true;
+  }
+  return job;
+}
+
 // Every option a size budget may choose for each weight: bits 1..8 at the planned granularity
 // and method, and keeping it in float. Costs are stored bytes; errors are Σ(w − ŵ)².
 std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
@@ -81,6 +122,7 @@ std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<Co
     const std::vector<float> values =
         read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), model.path.string());
     for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
+      if (!format_refusal(job.format, bits, scale_kind(p), model.opset()).empty()) continue;
       QuantizeParams qp;
       qp.method = p.method;
       qp.bits = bits;
@@ -88,8 +130,7 @@ std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<Co
       qp.precision = precision_of(t.type);
       if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
       const TensorQuantization q = quantize_tensor(values, qp);
-      const std::uint64_t bytes = lut_payload_bytes(t.elements, bits, t.type) +
-                                  q.scales.size() * sizeof(std::uint16_t) + lut_graph_bytes(t.name, bits);
+      const std::uint64_t bytes = payload_bytes(job.format, t, q) + lut_graph_bytes(t.name, bits);
       curves[k].options.push_back({bits, bytes, q.error.sum_squares_error});
     }
     curves[k].options.push_back({0, t.bytes, 0.0});
@@ -103,8 +144,9 @@ int default_thread_count() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
+ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progress) {
   const auto start = std::chrono::steady_clock::now();
+  const QuantizeJob job = resolve_format(requested);
   const std::string file = job.input.string();
   auto notify = [&](const char* stage, std::size_t done, std::size_t total) {
     if (progress) progress({file, done, total, stage});
@@ -114,7 +156,7 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   report.output = job.dry_run ? "" : job.output.string();
   report.status = job.dry_run ? "dry-run" : "ok";
   report.format = std::string(to_string(job.format));
-  report.method = std::string(to_string(job.plan.method));
+  report.method = job.format == Format::kFp16 ? "fp16" : std::string(to_string(job.plan.method));
   report.bits = job.plan.bits;
 
   // 0. A finished output (same options) is not redone; anything else is kept unless --force.
@@ -144,9 +186,18 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
   Plan plan = make_plan(tensors, job.plan);
   for (const std::string& p : plan.unmatched_patterns) report.warnings.push_back(p + " matched no tensor");
   std::vector<std::size_t> todo;
-  for (const TensorPlan& e : plan.entries) {
-    report.params_total += tensors[e.tensor].elements;
-    if (e.quantize) todo.push_back(e.tensor);
+  for (TensorPlan& e : plan.entries) {
+    const ConstTensor& t = tensors[e.tensor];
+    report.params_total += t.elements;
+    if (e.quantize && job.format == Format::kFp16 && t.type != TensorType::kFloat32 && t.type != TensorType::kFloat64) {
+      e.quantize = false;
+      e.reason = fmt::format("already {}", to_string(t.type));
+    }
+    if (!e.quantize) continue;
+    // A format that cannot store this weight stops the job before any work is done.
+    const std::string why = format_refusal(job.format, e.bits, scale_kind(e), report.opset);
+    PQ_CHECK(why.empty(), ErrorCode::kBadInput, "{}: {}: {}", file, t.name, why);
+    todo.push_back(e.tensor);
   }
   // 2b. A size budget: every weight's error-vs-bytes curve, then bits per weight that minimise
   //     the total error within the budget. The file's other bytes are estimated, and the budget
@@ -203,6 +254,25 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
       const ConstTensor& t = tensors[chosen[k]];
       const TensorPlan& p = plan.entries[chosen[k]];
       const std::vector<float> values = read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), file);
+      TensorReport& r = report.tensors[chosen[k]];
+      quantized[k].tensor = &t;
+      if (job.format == Format::kFp16) {
+        HalfQuantization h = quantize_fp16(values);
+        r.stats = compute_stats(values);
+        r.method = "fp16";
+        r.bits = kFp16Bits;
+        r.clamped = h.clamped;
+        r.mse = h.error.mse();
+        r.sqnr_db = h.error.sqnr_db();
+        r.max_abs_err = h.error.max_abs_error;
+        r.sum_squares_signal = h.error.sum_squares_signal;
+        r.sum_squares_error = h.error.sum_squares_error;
+        r.bytes_out = t.elements * sizeof(std::uint16_t);
+        quantized[k].bits = kFp16Bits;
+        quantized[k].halves = std::move(h.halves);
+        notify("quantize", ++done, chosen.size());
+        return;
+      }
       QuantizeParams qp;
       qp.method = p.method;
       qp.bits = p.bits;
@@ -211,7 +281,6 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
       if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
       TensorQuantization q = quantize_tensor(values, qp);
 
-      TensorReport& r = report.tensors[chosen[k]];
       r.stats = q.stats;
       r.fit = q.fit;
       r.method = std::string(to_string(q.method));
@@ -230,16 +299,14 @@ ModelReport quantize_model(const QuantizeJob& job, const ProgressFn& progress) {
       r.granularity = std::string(to_string(p.granularity));
       r.scale_groups = q.scales.size();
       r.note = p.note;
-      r.bytes_out = job.format == Format::kLut
-                        ? lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t)
-                        : t.bytes;
+      r.bytes_out = payload_bytes(job.format, t, q);
 
-      quantized[k].tensor = &t;
       quantized[k].bits = q.bits;
       quantized[k].levels = r.levels;
       quantized[k].codes = std::move(q.codes);
       quantized[k].scales = std::move(q.scales);
       quantized[k].layout = p.layout;
+      quantized[k].grid = q.grid;
       notify("quantize", ++done, chosen.size());
     });
 

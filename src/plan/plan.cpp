@@ -35,8 +35,9 @@ std::string consumer_summary(const ConstTensor& t) {
 }
 
 // Stored bytes of one weight at `bits` with the plan's granularity: packed codes, the codebook
-// in the weight's type, and fp16 scales.
+// in the weight's type, and fp16 scales; at 16 bits, the float16 copy.
 std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e) {
+  if (e.bits == kFp16Bits) return t.elements * sizeof(std::uint16_t);
   std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
   if (e.granularity != Granularity::kTensor) bytes += e.layout.scale_count() * kScaleBytes;
   return bytes;
@@ -169,8 +170,8 @@ BitsOverride parse_bits_override(const std::string& text) {
 }
 
 Plan make_plan(const std::vector<ConstTensor>& tensors, const PlanOptions& options) {
-  PQ_CHECK(options.bits >= kMinBits && options.bits <= kMaxBits, ErrorCode::kBadUsage,
-           "--bits must be from {} to {}, got {}", kMinBits, kMaxBits, options.bits);
+  PQ_CHECK((options.bits >= kMinBits && options.bits <= kMaxBits) || options.bits == kFp16Bits, ErrorCode::kBadUsage,
+           "--bits must be from {} to {} or {}, got {}", kMinBits, kMaxBits, kFp16Bits, options.bits);
   std::vector<std::regex> exclude;
   for (const auto& p : options.exclude) exclude.push_back(compile(p, "--exclude"));
   std::vector<std::regex> overrides;
@@ -200,7 +201,8 @@ Plan make_plan(const std::vector<ConstTensor>& tensors, const PlanOptions& optio
     }
     if (t.is_weight) resolve_granularity(t, options, e);
     // The first reason that applies, most fundamental first.
-    if (!t.is_weight) {
+    const bool is_float = t.type == TensorType::kFloat32 || t.type == TensorType::kFloat64;
+    if (!t.is_weight && !(options.all_float_tensors && is_float)) {
       e.reason = fmt::format("not a weight input (feeds {})", consumer_summary(t));
     } else if (excluded) {
       e.reason = "excluded by --exclude";

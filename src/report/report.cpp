@@ -72,6 +72,7 @@ nlohmann::json to_json(const TensorReport& t) {
   j["mse"] = t.mse;
   j["sqnr_db"] = finite_or_null(t.sqnr_db);
   j["max_abs_err"] = t.max_abs_err;
+  if (t.method == "fp16") j["clamped"] = t.clamped;
   j["parametric_mse"] = t.parametric_mse;
   j["iterations"] = t.iterations;
   j["converged"] = t.converged;

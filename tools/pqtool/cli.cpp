@@ -45,8 +45,8 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   auto* out = cmd->add_option("-o,--output", q.output, "output model (one input only)");
   auto* dir = cmd->add_option("--out-dir", q.out_dir, "folder for outputs, which keep their input's file name");
   out->excludes(dir);
-  cmd->add_option("-b,--bits", q.bits, "bits per weight: 2^bits levels")
-      ->check(CLI::Range(kMinBits, kMaxBits))
+  cmd->add_option("-b,--bits", q.bits, "bits per weight: 2^bits levels (1-8), or 16 for float16 (--format fp16)")
+      ->check(CLI::Range(kMinBits, kMaxBits) | CLI::IsMember({kFp16Bits}))
       ->capture_default_str();
   cmd->add_option("-m,--method", q.method, "how levels are chosen")
       ->check(CLI::IsMember(names_of(kMethods)))
@@ -99,6 +99,13 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
   plan.block_size = q.block_size;
   plan.exclude = q.exclude;
   for (const auto& text : q.bits_override) plan.overrides.push_back(parse_bits_override(text));
+  // --bits 16 is the fp16 format (replacing the default lut); the other formats take 1-8 bits.
+  Format format = *parse_format(q.format);
+  if (q.bits == kFp16Bits) {
+    PQ_CHECK(format == Format::kFp16 || format == Format::kLut, ErrorCode::kBadUsage,
+             "--bits 16 stores float16 weights; it cannot be combined with --format {}", q.format);
+    format = Format::kFp16;
+  }
   if (!q.out_dir.empty()) {
     std::error_code ec;
     PQ_CHECK(fs::is_directory(q.out_dir, ec), ErrorCode::kBadUsage, "{}: --out-dir is not a folder", q.out_dir);
@@ -112,7 +119,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     QuantizeJob job;
     job.input = input;
     job.plan = plan;
-    job.format = *parse_format(q.format);
+    job.format = format;
     job.threads = threads_per_job;
     job.force = q.force;
     job.fold_batchnorm = !q.no_fold_batchnorm;

@@ -27,14 +27,38 @@ struct Model {
 /// Parses `path` (no 64 MiB protobuf limit); fails with ErrorCode::kBadInput naming the file.
 Model load_model(const std::filesystem::path& path);
 
+/// Tensors smaller than this stay inline when a model is written with external data (their
+/// location strings would cost more than they save).
+constexpr std::uint64_t kExternalMinBytes = 1024;
+
 struct SaveOptions {
-  bool force = false;  ///< overwrite an existing output
+  bool force = false;          ///< overwrite an existing output (and its data file)
+  bool external_data = false;  ///< store large tensors in "<output>.data"; automatic past 2 GB
 };
 
-/// Writes the model atomically: to a temporary file in the output folder, flushed, then renamed.
-/// Refuses an existing output without `force`, and refuses to write over `input`.
-void save_model(const onnx::ModelProto& model, const std::filesystem::path& output,
-                const std::filesystem::path& input, const SaveOptions& options);
+/// What save_model wrote.
+struct SavedFiles {
+  std::uint64_t model_bytes = 0;          ///< the .onnx file
+  std::filesystem::path data_file;        ///< empty when every tensor is inline
+  std::uint64_t data_bytes = 0;           ///< the external data file
+  std::uint64_t total() const { return model_bytes + data_bytes; }
+};
+
+/// Writes the model atomically: to temporary files in the output folder, flushed, then renamed.
+/// Tensors still stored as external data of the input (read relative to `input`'s folder) are
+/// copied, so the output never refers to the input's files. With `external_data`, or when the
+/// model would pass protobuf's 2 GB limit, every tensor of at least kExternalMinBytes goes to
+/// "<output>.data" (location relative to the output's folder); otherwise the output is one file.
+/// Refuses an existing output or data file without `force`, writing over `input` or over a data
+/// file the input reads.
+SavedFiles save_model(onnx::ModelProto model, const std::filesystem::path& output, const std::filesystem::path& input,
+                      const SaveOptions& options);
+
+/// Bytes the model would take on disk: its serialized size plus the external data it refers to.
+std::uint64_t stored_model_bytes(const onnx::ModelProto& model);
+
+/// Total external-data bytes the model's tensors refer to (all graphs).
+std::uint64_t external_payload_bytes(const onnx::ModelProto& model);
 
 /// Element type of a tensor as pqtool sees it.
 enum class TensorType { kFloat32, kFloat16, kBFloat16, kFloat64, kOther };

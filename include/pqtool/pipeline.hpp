@@ -27,6 +27,7 @@ struct QuantizeJob {
   bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
   bool force = false;                  ///< overwrite an existing output
+  bool external_data = false;          ///< large tensors in "<output>.data" (automatic past 2 GB)
   bool dry_run = false;                ///< plan, quantize and report, but write no model
 };
 

@@ -54,6 +54,7 @@ struct TensorReport {
 struct ModelReport {
   std::string input;
   std::string output;
+  std::string data_file;         ///< the output's external data file, when it has one
   std::string status = "ok";     ///< ok | skipped (a finished output exists) | failed | dry-run
   std::string error;             ///< the failure message when status == failed
   std::string format;

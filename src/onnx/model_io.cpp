@@ -96,22 +96,6 @@ Model load_model(const fs::path& path) {
   return model;
 }
 
-void save_model(const onnx::ModelProto& model, const fs::path& output, const fs::path& input,
-                const SaveOptions& options) {
-  std::error_code ec;
-  if (fs::exists(input, ec) && fs::exists(output, ec)) {
-    PQ_CHECK(!fs::equivalent(input, output, ec), ErrorCode::kBadUsage,
-             "{}: output is the input file; choose another output", output.string());
-  }
-  AtomicFile file(output, options.force);
-  {
-    google::protobuf::io::FileOutputStream out(file.fd());
-    PQ_CHECK(model.SerializeToZeroCopyStream(&out) && out.Flush(), ErrorCode::kIo, "{}: cannot write output: {}",
-             output.string(), std::strerror(out.GetErrno() ? out.GetErrno() : EIO));
-  }
-  file.commit();
-}
-
 TensorType tensor_type(const onnx::TensorProto& tensor) {
   switch (tensor.data_type()) {
     case onnx::TensorProto::FLOAT: return TensorType::kFloat32;
@@ -638,6 +622,10 @@ std::optional<std::string> read_raw_payload(const onnx::TensorProto& tensor, con
   }
   if (tensor.has_raw_data()) return tensor.raw_data();
   return std::nullopt;
+}
+
+std::uint64_t external_payload_bytes(const onnx::ModelProto& model) {
+  return external_data_bytes(model.graph());
 }
 
 std::uint64_t tensor_payload_bytes(const onnx::TensorProto& tensor) {

@@ -54,6 +54,7 @@ std::string output_metadata(const QuantizeJob& job) {
       {"exclude", job.plan.exclude},
       {"bits_override", overrides},
       {"fold_batchnorm", job.fold_batchnorm},
+      {"external_data", job.external_data},
       {"target_size", job.target_size ? nlohmann::json(*job.target_size) : nlohmann::json(nullptr)},
   };
   return j.dump();

@@ -336,15 +336,16 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     auto* meta = out.add_metadata_props();
     meta->set_key(std::string(kMetadataKey));
     meta->set_value(output_metadata(job));
-    report.bytes_out = out.ByteSizeLong();
+    report.bytes_out = stored_model_bytes(out);
     if (!job.target_size || report.bytes_out <= *job.target_size) break;
     PQ_CHECK(attempt < kMaxBudgetAttempts, ErrorCode::kInternal,
              "{}: --target-size: the output still exceeds the budget after {} attempts", file, attempt + 1);
     weight_budget -= std::min(weight_budget, report.bytes_out - *job.target_size);
   }
   if (!job.dry_run) {
-    save_model(out, job.output, job.input, SaveOptions{job.force});
-    report.bytes_out = std::filesystem::file_size(job.output);
+    const SavedFiles saved = save_model(std::move(out), job.output, job.input, SaveOptions{job.force, job.external_data});
+    report.bytes_out = saved.total();
+    report.data_file = saved.data_file.string();
   }
   if (report.params_quantized > 0) {
     report.mse = noise / static_cast<double>(report.params_quantized);

@@ -83,6 +83,7 @@ nlohmann::json to_json(const ModelReport& m) {
   nlohmann::json j;
   j["input"] = m.input;
   j["output"] = m.output;
+  if (!m.data_file.empty()) j["data_file"] = m.data_file;
   j["status"] = m.status;
   if (!m.error.empty()) j["error"] = m.error;
   j["format"] = m.format;

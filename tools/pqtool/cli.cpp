@@ -76,6 +76,8 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_flag("--no-fold-batchnorm", q.no_fold_batchnorm,
                 "keep BatchNormalization nodes instead of folding them into the preceding Conv");
   cmd->add_flag("--force", q.force, "overwrite existing outputs");
+  cmd->add_flag("--external-data", q.external_data,
+                "store tensors of 1 KiB or more in <output>.data (automatic when the output would pass 2 GB)");
   cmd->add_flag("--dry-run", q.dry_run, "quantize and report, write no model");
   cmd->add_flag("--strict", q.strict, "exit 1 when any weight is skipped or a pattern matches nothing");
   cmd->add_option("--jobs", q.jobs, "models quantized in parallel, each with its share of --threads")
@@ -122,6 +124,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.format = format;
     job.threads = threads_per_job;
     job.force = q.force;
+    job.external_data = q.external_data;
     job.fold_batchnorm = !q.no_fold_batchnorm;
     if (!q.target_size.empty()) {
       const SizeLimit limit = parse_size(q.target_size);

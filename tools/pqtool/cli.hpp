@@ -31,6 +31,7 @@ struct QuantizeOptions {
   int threads = 0;             ///< 0 = all hardware threads
   bool no_fold_batchnorm = false;
   bool force = false;
+  bool external_data = false;
   bool dry_run = false;
   bool strict = false;
   int jobs = 1;                ///< --jobs: models quantized in parallel

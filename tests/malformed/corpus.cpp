@@ -437,6 +437,14 @@ std::vector<Case> cases() {
         return out_dir / "model.q.onnx";
       },
       /*needs_non_root=*/true));
+  // The same failures for root too: a read-only file system, and a full one (a 4 KiB tmpfs; the
+  // fake format writes a model as large as the input, ~10 KiB).
+  all.push_back(make_case("readonly_output_filesystem", "an output folder on a read-only file system", kExitBadInput,
+                          "Read-only file system", {}, {}, edited([](ModelBuilder&) {})));
+  all.back().mount_options = "ro";
+  all.push_back(make_case("full_output_filesystem", "an output folder with no space left", kExitBadInput,
+                          "No space left on device", {}, {"--format", "fake"}, edited([](ModelBuilder&) {})));
+  all.back().mount_options = "size=4k";
   for (std::size_t i = first_output_case; i < all.size(); ++i) all[i].names_output = true;
   return all;
 }

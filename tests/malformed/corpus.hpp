@@ -37,6 +37,9 @@ struct Case {
   bool needs_non_root = false;
   /// The error is about the output, so the message names the output path, not the input's.
   bool names_output = false;
+  /// Non-empty: the output folder becomes a tmpfs mounted with these options (read-only, or
+  /// too small for the output) for the run. Needs the right to mount; skipped without it.
+  std::string mount_options;
 };
 
 /// Every case, in a fixed order.

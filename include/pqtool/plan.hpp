@@ -69,6 +69,9 @@ struct PlanOptions {
   /// Every float constant is a candidate, not only weight inputs (fp16: a Cast restores the type
   /// for any consumer, and the rounding is far below what quantization does).
   bool all_float_tensors = false;
+  /// Codes are stored as DequantizeLinear integers (qdq): a byte each, or half a byte at 4 bits,
+  /// with float scales and no codebook. Decides which weights get smaller.
+  bool integer_codes = false;
 };
 
 struct TensorPlan {

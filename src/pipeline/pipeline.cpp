@@ -102,6 +102,7 @@ QuantizeJob resolve_format(QuantizeJob job) {
     PQ_CHECK(job.plan.method == Method::kAuto || job.plan.method == Method::kUniform, ErrorCode::kBadUsage,
              "--format qdq stores uniform levels; use --method uniform (or auto), not {}", to_string(job.plan.method));
     job.plan.method = Method::kUniform;
+    job.plan.integer_codes = true;
   }
   if (job.format == Format::kFp16) {
     PQ_CHECK(!job.target_size, ErrorCode::kBadUsage, "--target-size chooses bit widths; it does not apply to fp16");

@@ -35,9 +35,14 @@ std::string consumer_summary(const ConstTensor& t) {
 }
 
 // Stored bytes of one weight at `bits` with the plan's granularity: packed codes, the codebook
-// in the weight's type, and fp16 scales; at 16 bits, the float16 copy.
-std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e) {
+// in the weight's type, and fp16 scales; qdq's integers and float scales; at 16 bits, the
+// float16 copy.
+std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const PlanOptions& options) {
   if (e.bits == kFp16Bits) return t.elements * sizeof(std::uint16_t);
+  if (options.integer_codes) {
+    const std::uint64_t groups = e.granularity == Granularity::kTensor ? 1 : e.layout.scale_count();
+    return qdq_payload_bytes(t.elements, e.bits, groups, /*zero_point=*/true);
+  }
   std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
   if (e.granularity != Granularity::kTensor) bytes += e.layout.scale_count() * kScaleBytes;
   return bytes;
@@ -210,7 +215,7 @@ Plan make_plan(const std::vector<ConstTensor>& tensors, const PlanOptions& optio
       e.reason = fmt::format("fewer than {} elements (--min-elements)", options.min_elements);
     } else if (t.listed_as_graph_input) {
       e.reason = "also a graph input, so a runtime may override it";
-    } else if (planned_bytes(t, e) >= t.bytes) {
+    } else if (planned_bytes(t, e, options) >= t.bytes) {
       e.reason = fmt::format("{} bits would not make it smaller", e.bits);
     } else {
       e.quantize = true;

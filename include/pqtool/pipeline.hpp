@@ -24,6 +24,9 @@ struct QuantizeJob {
   /// Total output size in bytes to stay within; bits per weight are then chosen to minimise the
   /// total weight error under it (PlanOptions::bits only seeds the plan).
   std::optional<std::uint64_t> target_size;
+  /// The budget as a multiple of the input's size (its file plus its external data), which is
+  /// known once the model is loaded; it then sets target_size.
+  std::optional<double> target_ratio;
   bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
   bool force = false;                  ///< overwrite an existing output

@@ -56,6 +56,7 @@ std::string output_metadata(const QuantizeJob& job) {
       {"fold_batchnorm", job.fold_batchnorm},
       {"external_data", job.external_data},
       {"target_size", job.target_size ? nlohmann::json(*job.target_size) : nlohmann::json(nullptr)},
+      {"target_ratio", job.target_ratio ? nlohmann::json(*job.target_ratio) : nlohmann::json(nullptr)},
   };
   return j.dump();
 }

@@ -105,7 +105,8 @@ QuantizeJob resolve_format(QuantizeJob job) {
     job.plan.integer_codes = true;
   }
   if (job.format == Format::kFp16) {
-    PQ_CHECK(!job.target_size, ErrorCode::kBadUsage, "--target-size chooses bit widths; it does not apply to fp16");
+    PQ_CHECK(!job.target_size && !job.target_ratio, ErrorCode::kBadUsage,
+             "--target-size chooses bit widths; it does not apply to fp16");
     job.plan.bits = kFp16Bits;
     job.plan.all_float_tensors = true;
   }
@@ -147,7 +148,7 @@ int default_thread_count() {
 
 ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progress) {
   const auto start = std::chrono::steady_clock::now();
-  const QuantizeJob job = resolve_format(requested);
+  QuantizeJob job = resolve_format(requested);
   const std::string file = job.input.string();
   auto notify = [&](const char* stage, std::size_t done, std::size_t total) {
     if (progress) progress({file, done, total, stage});
@@ -181,6 +182,8 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   Model model = load_model(job.input);
   report.opset = model.opset();
   report.bytes_in = model.file_bytes;
+  // A relative budget counts the input's external data too.
+  if (job.target_ratio) job.target_size = static_cast<std::uint64_t>(*job.target_ratio * static_cast<double>(model.file_bytes));
   if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
   const std::vector<ConstTensor> tensors = discover_tensors(model);
   // 2. Plan.

@@ -128,9 +128,11 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.fold_batchnorm = !q.no_fold_batchnorm;
     if (!q.target_size.empty()) {
       const SizeLimit limit = parse_size(q.target_size);
-      std::error_code ec;
-      const std::uint64_t input_bytes = fs::file_size(input, ec);
-      job.target_size = static_cast<std::uint64_t>(limit.bytes(input_bytes));
+      if (limit.is_ratio()) {
+        job.target_ratio = limit.value;
+      } else {
+        job.target_size = static_cast<std::uint64_t>(limit.bytes());
+      }
     }
     job.dry_run = q.dry_run;
     const fs::path in(input);

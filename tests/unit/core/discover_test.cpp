@@ -166,27 +166,8 @@ ModelBuilder if_model(const std::string& if_name) {
   b.add_input("cond", {1}, onnx::TensorProto::BOOL);
   b.add_initializer("outer_w", {6, 4}, random_weights(24, 1));
   b.add_initializer("bias", {4}, random_weights(4, 2));
-  onnx::GraphProto then_g;
-  then_g.set_name("then");
-  b.add_constant("then_w", {6, 4}, random_weights(24, 3), onnx::TensorProto::FLOAT, &then_g);
-  b.add_node("MatMul", {"m", "then_w"}, {"t1"}, &then_g);
-  b.add_node("MatMul", {"m", "outer_w"}, {"t2"}, &then_g);
-  b.add_node("Add", {"t1", "t2"}, {"t_out"}, &then_g);
-  b.add_output("t_out", onnx::TensorProto::FLOAT, &then_g);
-  onnx::GraphProto else_g;
-  else_g.set_name("else");
-  b.add_initializer("else_w", {6, 4}, random_weights(24, 4), onnx::TensorProto::FLOAT, &else_g);
-  b.add_node("MatMul", {"m", "else_w"}, {"e_out"}, &else_g);
-  b.add_output("e_out", onnx::TensorProto::FLOAT, &else_g);
   b.add_constant("after_w", {4, 4}, random_weights(16, 5));
-  auto& node = b.add_node("If", {"cond"}, {"z"});
-  node.set_name(if_name);
-  for (auto [attr_name, g] : {std::pair{"then_branch", &then_g}, std::pair{"else_branch", &else_g}}) {
-    auto* a = node.add_attribute();
-    a->set_name(attr_name);
-    a->set_type(onnx::AttributeProto::GRAPH);
-    *a->mutable_g() = *g;
-  }
+  b.add_if_matmuls("cond", "z", 6, 4, 3).set_name(if_name);
   b.add_node("Add", {"z", "bias"}, {"zb"});
   b.add_node("MatMul", {"zb", "after_w"}, {"y"});
   b.add_output("y");

@@ -70,32 +70,8 @@ void add_if_graph(ModelBuilder& b, bool subgraph_initializers) {
   b.add_initializer("zero", {1}, {0.0f});
   b.add_initializer("outer_w", {37, 20}, random_weights(740, 4));
   b.add_node("Greater", {"c", "zero"}, {"cond"});
-  onnx::GraphProto then_g;
-  then_g.set_name("then");
-  b.add_constant("then_w", {37, 20}, random_weights(740, 5), onnx::TensorProto::FLOAT, &then_g);
-  b.add_node("MatMul", {"m", "then_w"}, {"t1"}, &then_g);
-  b.add_node("MatMul", {"m", "outer_w"}, {"t2"}, &then_g);
-  b.add_node("Add", {"t1", "t2"}, {"t_out"}, &then_g);
-  b.add_output("t_out", onnx::TensorProto::FLOAT, &then_g);
-  onnx::GraphProto else_g;
-  else_g.set_name("else");
   // IR 3 requires every initializer to be a graph input, which an If body cannot have.
-  if (subgraph_initializers) {
-    b.add_initializer("else_w", {37, 20}, random_weights(740, 6), onnx::TensorProto::FLOAT, &else_g);
-  } else {
-    b.add_constant("else_w", {37, 20}, random_weights(740, 6), onnx::TensorProto::FLOAT, &else_g);
-  }
-  b.add_node("MatMul", {"m", "else_w"}, {"e_out"}, &else_g);
-  b.add_output("e_out", onnx::TensorProto::FLOAT, &else_g);
-  auto& node = b.add_node("If", {"cond"}, {"z"});
-  auto* a = node.add_attribute();
-  a->set_name("then_branch");
-  a->set_type(onnx::AttributeProto::GRAPH);
-  *a->mutable_g() = then_g;
-  a = node.add_attribute();
-  a->set_name("else_branch");
-  a->set_type(onnx::AttributeProto::GRAPH);
-  *a->mutable_g() = else_g;
+  b.add_if_matmuls("cond", "z", 37, 20, 5, /*else_as_constant=*/!subgraph_initializers);
   b.add_output("z");
 }
 

@@ -169,13 +169,16 @@ class GraphWriter {
   }
 
  private:
-  // A new constant for weight `t`: an initializer when the weight was one (IR >= 4), else a
-  // Constant node. Returns its (fresh) name.
+  // New constants are initializers from IR 4 on (any graph, subgraphs too), which store the name
+  // once; a Constant node repeats it and adds ~30 bytes of node. Below IR 4 an initializer would
+  // have to be a graph input too, so they are Constant nodes there.
+  bool initializers_allowed() const { return model_.ir_version() >= 4; }
+
+  // A new constant for weight `t` in t's graph. Returns its (fresh) name.
   std::string constant(const ConstTensor& t, const std::string& hint, onnx::TensorProto tensor) {
-    const bool as_initializer = t.storage == Storage::kInitializer && model_.ir_version() >= 4;
     const std::string name = names_.fresh(hint);
     tensor.set_name(name);
-    add_constant(edit_for(t.graph), std::move(tensor), as_initializer);
+    add_constant(edit_for(t.graph), std::move(tensor), initializers_allowed());
     return name;
   }
 
@@ -440,7 +443,7 @@ class GraphWriter {
       std::vector<std::uint8_t> table;
       for (std::int32_t v : unpack_table(width, 0)) table.push_back(static_cast<std::uint8_t>(v));
       add_constant(edit, make_tensor(stored, onnx::TensorProto::UINT8, {kByteValues, 8 / width}, to_raw(table)),
-                   false);
+                   initializers_allowed());
       it->second = names_.fresh(fmt::format("pq{}", next_value_++));
       edit.prepend.push_back(make_node("Cast", {stored}, it->second));
       set_int_attr(edit.prepend.back(), "to", onnx::TensorProto::INT32);
@@ -455,7 +458,7 @@ class GraphWriter {
       it->second = names_.fresh(fmt::format("pqtool_shift{}", shift));
       add_constant(edit, make_tensor(it->second, onnx::TensorProto::INT32, {},
                                      to_raw(std::vector<std::int32_t>{std::int32_t{1} << shift})),
-                   false);
+                   initializers_allowed());
     }
     return it->second;
   }
@@ -465,7 +468,7 @@ class GraphWriter {
       edit.flatten_shape = names_.fresh("pqtool_flatten_shape");
       add_constant(edit, make_tensor(edit.flatten_shape, onnx::TensorProto::INT64, {1},
                                      to_raw(std::vector<std::int64_t>{-1})),
-                   false);
+                   initializers_allowed());
     }
     return edit.flatten_shape;
   }

@@ -1,12 +1,13 @@
 // CI gates on a model (DESIGN §1–2): its size on disk, the SQNR of its weights against the
 // original (recomputed from both models' weights, never read from metadata) and the bits it
-// stores per weight. Works on any ONNX model: pqtool outputs (lut codes, fake-quantized floats)
-// and plain float models alike.
+// stores per weight. Works on any ONNX model: pqtool outputs (lut codes, qdq integers,
+// fake-quantized floats) and plain float models alike.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,15 +42,47 @@ SizeLimit parse_size(std::string_view text);
 // ---------------------------------------------------------------------------------------------
 // Reading a model's weights back, whatever form they are stored in.
 
+/// The operands of one ONNX DequantizeLinear, as plain arrays (row-major):
+///   y = float(x − zero_point) · scale,
+/// with scale (and zero_point, same shape) a scalar (per tensor), a 1-D array of x.dims[axis]
+/// values (per axis), or, with block_size > 0, an array of x's rank whose dim[axis] is
+/// ceil(x.dims[axis] / block_size) and whose other dims are x's (per block: element x[…, i, …]
+/// reads scale[…, i / block_size, …]).
+struct DequantizeLinearInputs {
+  std::vector<std::int64_t> dims;        ///< x's shape
+  std::vector<std::int64_t> values;      ///< x
+  std::vector<std::int64_t> scale_dims;  ///< scale's shape ([] or [1] per tensor)
+  std::vector<float> scale;
+  std::vector<std::int64_t> zero_point;  ///< empty for 0, else one per scale
+  std::int64_t axis = 1;                 ///< the operator's default; negative counts from the end
+  std::int64_t block_size = 0;           ///< 0: per tensor or per axis
+};
+
+/// y as the operator computes it, in float32. Throws ErrorCode::kBadInput describing the
+/// mismatch when the operands' shapes do not fit together.
+std::vector<float> dequantize_linear(const DequantizeLinearInputs& in);
+
+/// `count` 4-bit integers stored two per byte, low nibble first (ONNX int4 / uint4): values
+/// 0…15, or −8…7 when `is_signed`. Throws ErrorCode::kBadInput when `packed` is not
+/// ceil(count / 2) bytes.
+std::vector<std::int64_t> unpack_int4(std::span<const std::uint8_t> packed, std::size_t count, bool is_signed);
+
 /// The float32 values a model computes for the constant-derived tensor `name`: a float constant
 /// (initializer or Constant node, any graph) read directly; a pqtool lut weight decoded from its
 /// bit planes and codebook ("<name>.pq.p<k>", "<name>.pq.codebook", optional fp16
-/// "<name>.pq.scales" over the group view "<name>.pq.shape"); a Cast, Identity or
-/// DequantizeLinear (int8/uint8/int4/uint4, per tensor or per axis) of such values. nullopt
-/// when the tensor is not computed from constants in one of these ways.
+/// "<name>.pq.scales" over the group view "<name>.pq.shape"); or any chain of Identity, Cast
+/// (rounding to float16 / bfloat16 when it narrows), Reshape, Transpose and DequantizeLinear
+/// (int8/uint8/int16/uint16/int32/int4/uint4 codes, per tensor, per axis or per block) over
+/// constants — every layout pqtool's qdq format writes. nullopt when the tensor is not computed
+/// from constants in one of these ways; throws ErrorCode::kBadInput, naming the file and the
+/// node's output, when such a chain is malformed (shapes that do not fit).
 std::optional<std::vector<float>> materialize_weight(const Model& model, const std::string& name);
 
 /// How the candidate stores its weights (the inputs of weight slots: Conv/Gemm/MatMul/...).
+/// A weight reached through Identity / Reshape / Transpose / Cast nodes is stored by what those
+/// nodes start from: a DequantizeLinear of constant integers costs its integers, scales and zero
+/// points (the shape constants of the Reshapes are graph structure, not counted); a Cast of a
+/// float constant costs that constant.
 struct WeightStorage {
   std::size_t quantized_tensors = 0;   ///< stored other than as plain floats (lut, DequantizeLinear, Cast)
   std::uint64_t quantized_elements = 0;

@@ -1,8 +1,17 @@
 // Reading weights back from a model, whatever form they are stored in, without trusting any
 // metadata: float constants directly, pqtool's lut weights by unpacking their bit planes and
-// looking codes up in the codebook (the layout written by rewrite.cpp), and Cast / Identity /
-// DequantizeLinear of constants by evaluating them. Also measures what the weights cost.
+// looking codes up in the codebook (the layout written by rewrite.cpp), and chains of Identity /
+// Cast / Reshape / Transpose / DequantizeLinear over constants by evaluating them, which covers
+// every qdq layout rewrite.cpp writes:
+//
+//   W.pq.q ─────┐
+//   W.pq.scale ─┼─ DequantizeLinear(axis, block_size) ─[Reshape]─[Transpose]─[Reshape]─[Cast]─> W
+//   W.pq.zp ────┘
+//
+// Also measures what the weights cost.
 #include <algorithm>
+#include <array>
+#include <type_traits>
 #include <cstring>
 #include <map>
 #include <set>
@@ -12,12 +21,13 @@
 #include "pqtool/check.hpp"
 #include "pqtool/discover.hpp"
 #include "pqtool/error.hpp"
+#include "pqtool/half.hpp"
 #include "pqtool/packing.hpp"
 
 namespace pqtool {
 namespace {
 
-constexpr int kMaxDepth = 16;  // Cast/Identity chains followed before giving up
+constexpr int kMaxDepth = 16;  // nodes followed from a weight back to its constants before giving up
 constexpr int kDataTypeUint4 = 21;
 constexpr int kDataTypeInt4 = 22;
 constexpr std::string_view kLutMarker = ".pq.";
@@ -63,56 +73,75 @@ class GraphIndex {
 
 bool is_float(const onnx::TensorProto& t) { return tensor_type(t) != TensorType::kOther; }
 
+bool is_float_type(int type) {
+  return type == onnx::TensorProto::FLOAT || type == onnx::TensorProto::FLOAT16 ||
+         type == onnx::TensorProto::BFLOAT16 || type == onnx::TensorProto::DOUBLE;
+}
+
 std::string file_of(const Model& m) { return m.path.string(); }
+
+bool is_integer_type(int type) {
+  switch (type) {
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::INT64:
+    case kDataTypeUint4:
+    case kDataTypeInt4: return true;
+    default: return false;
+  }
+}
 
 // Integer tensor values (codes, zero points, shapes) from raw_data or the typed fields.
 std::vector<std::int64_t> read_int_tensor(const onnx::TensorProto& t, const Model& m) {
   const std::string file = file_of(m);
   const std::uint64_t n = element_count(t, file);
-  std::vector<std::int64_t> out;
-  out.reserve(n);
-  const std::optional<std::string> raw = read_raw_payload(t, m.path.parent_path(), file);
   const int type = t.data_type();
+  PQ_CHECK(is_integer_type(type), ErrorCode::kBadInput, "{}: tensor '{}' has unsupported type {}", file, t.name(),
+           type);
+  const bool int4 = type == kDataTypeUint4 || type == kDataTypeInt4;
+  auto unpack = [&](std::span<const std::uint8_t> bytes) {
+    try {
+      return unpack_int4(bytes, n, type == kDataTypeInt4);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("{}: tensor '{}': {}", file, t.name(), e.what()));
+    }
+  };
+  std::vector<std::int64_t> out;
+  const std::optional<std::string> raw = read_raw_payload(t, m.path.parent_path(), file);
   if (raw) {
-    const char* p = raw->data();
-    auto need = [&](std::uint64_t bytes) {
-      PQ_CHECK(raw->size() == bytes, ErrorCode::kBadInput, "{}: tensor '{}' has {} bytes but its shape needs {}", file,
-               t.name(), raw->size(), bytes);
-    };
-    auto load = [&](auto tag, std::size_t i) {
-      decltype(tag) v;
-      std::memcpy(&v, p + i * sizeof(v), sizeof(v));
-      return static_cast<std::int64_t>(v);
+    const auto* p = reinterpret_cast<const std::uint8_t*>(raw->data());
+    if (int4) return unpack({p, raw->size()});
+    auto load_all = [&](auto tag) {
+      using T = decltype(tag);
+      PQ_CHECK(raw->size() == n * sizeof(T), ErrorCode::kBadInput,
+               "{}: tensor '{}' has {} bytes but its shape needs {}", file, t.name(), raw->size(), n * sizeof(T));
+      out.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+        out[i] = static_cast<std::int64_t>(v);
+      }
     };
     switch (type) {
-      case onnx::TensorProto::INT8: need(n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::int8_t{}, i)); break;
-      case onnx::TensorProto::UINT8: need(n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::uint8_t{}, i)); break;
-      case onnx::TensorProto::INT16: need(2 * n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::int16_t{}, i)); break;
-      case onnx::TensorProto::UINT16: need(2 * n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::uint16_t{}, i)); break;
-      case onnx::TensorProto::INT32: need(4 * n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::int32_t{}, i)); break;
-      case onnx::TensorProto::INT64: need(8 * n); for (std::size_t i = 0; i < n; ++i) out.push_back(load(std::int64_t{}, i)); break;
-      case kDataTypeUint4:
-      case kDataTypeInt4:
-        need((n + 1) / 2);
-        for (std::size_t i = 0; i < n; ++i) {
-          const auto byte = static_cast<unsigned char>((*raw)[i / 2]);
-          const int nibble = (i % 2 == 0) ? (byte & 0x0F) : (byte >> 4);
-          out.push_back(type == kDataTypeInt4 && nibble >= 8 ? nibble - 16 : nibble);
-        }
-        break;
-      default:
-        throw Error(ErrorCode::kBadInput, fmt::format("{}: tensor '{}' has unsupported type {}", file, t.name(), type));
+      case onnx::TensorProto::INT8: load_all(std::int8_t{}); break;
+      case onnx::TensorProto::UINT8: load_all(std::uint8_t{}); break;
+      case onnx::TensorProto::INT16: load_all(std::int16_t{}); break;
+      case onnx::TensorProto::UINT16: load_all(std::uint16_t{}); break;
+      case onnx::TensorProto::INT32: load_all(std::int32_t{}); break;
+      default: load_all(std::int64_t{}); break;
     }
     return out;
   }
   if (type == onnx::TensorProto::INT64) {
     out.assign(t.int64_data().begin(), t.int64_data().end());
-  } else if (type == kDataTypeUint4 || type == kDataTypeInt4) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto byte = static_cast<std::uint32_t>(t.int32_data(static_cast<int>(i / 2)));
-      const int nibble = static_cast<int>((i % 2 == 0) ? (byte & 0x0F) : ((byte >> 4) & 0x0F));
-      out.push_back(type == kDataTypeInt4 && nibble >= 8 ? nibble - 16 : nibble);
-    }
+  } else if (int4) {
+    // Typed int4 data: one packed byte (two values) per int32_data entry.
+    std::vector<std::uint8_t> bytes;
+    for (std::int32_t b : t.int32_data()) bytes.push_back(static_cast<std::uint8_t>(b));
+    return unpack(bytes);
   } else {
     out.assign(t.int32_data().begin(), t.int32_data().end());
   }
@@ -190,57 +219,266 @@ std::optional<std::vector<float>> decode_lut(const Model& m, const GraphIndex& i
   return w;
 }
 
-// y = (x − zero_point) · scale, per tensor or along `axis` (blocked quantization is not read).
-std::optional<std::vector<float>> dequantize_linear(const Model& m, const GraphIndex& index,
-                                                    const onnx::NodeProto& node) {
-  if (node.input_size() < 2) return std::nullopt;
-  const onnx::TensorProto* x = index.constant(node.input(0));
-  const onnx::TensorProto* scale = index.constant(node.input(1));
-  const onnx::TensorProto* zero = node.input_size() > 2 && !node.input(2).empty() ? index.constant(node.input(2)) : nullptr;
-  if (x == nullptr || scale == nullptr || is_float(*x) || !is_float(*scale)) return std::nullopt;
-  if (node.input_size() > 2 && !node.input(2).empty() && zero == nullptr) return std::nullopt;
-  std::int64_t axis = 1;
-  for (const auto& a : node.attribute()) {
-    if (a.name() == "axis") axis = a.i();
-    if (a.name() == "block_size" && a.i() != 0) return std::nullopt;
+// A constant-derived tensor while it is evaluated: its shape, its ONNX element type and its
+// elements, as integers (integer types) or as float32 (float types).
+struct Value {
+  std::vector<std::int64_t> dims;
+  int elem_type = onnx::TensorProto::UNDEFINED;
+  std::vector<std::int64_t> ints;
+  std::vector<float> floats;
+
+  bool is_float() const { return is_float_type(elem_type); }
+  std::size_t size() const { return is_float() ? floats.size() : ints.size(); }
+};
+
+// Float32 values stored as `elem_type`: float16 and bfloat16 round (to nearest even), float32 and
+// float64 hold them exactly.
+void round_to(std::vector<float>& v, int elem_type) {
+  if (elem_type == onnx::TensorProto::FLOAT16) {
+    for (float& x : v) x = fp16_to_float(float_to_fp16(x));
+  } else if (elem_type == onnx::TensorProto::BFLOAT16) {
+    for (float& x : v) x = bf16_to_float(float_to_bf16(x));
   }
-  const std::string file = file_of(m);
-  const std::vector<std::int64_t> q = read_int_tensor(*x, m);
-  const std::vector<float> s = read_float_tensor(*scale, m.path.parent_path(), file);
-  const std::vector<std::int64_t> z = zero ? read_int_tensor(*zero, m) : std::vector<std::int64_t>(s.size(), 0);
-  if (z.size() != s.size() || s.empty()) return std::nullopt;
-  std::size_t inner = 1;
-  std::size_t channels = 1;
-  if (s.size() > 1) {
-    const auto rank = static_cast<std::int64_t>(x->dims_size());
-    if (axis < 0) axis += rank;
-    if (axis < 0 || axis >= rank || static_cast<std::size_t>(x->dims(static_cast<int>(axis))) != s.size()) {
-      return std::nullopt;
-    }
-    channels = s.size();
-    for (int d = static_cast<int>(axis) + 1; d < x->dims_size(); ++d) inner *= static_cast<std::size_t>(x->dims(d));
-  }
-  std::vector<float> y(q.size());
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    const std::size_t c = channels > 1 ? (i / inner) % channels : 0;
-    y[i] = static_cast<float>(q[i] - z[c]) * s[c];
-  }
-  return y;
 }
 
-std::optional<std::vector<float>> materialize(const Model& m, const GraphIndex& index, const std::string& name,
-                                              int depth) {
-  if (depth > kMaxDepth) return std::nullopt;
-  if (const onnx::TensorProto* t = index.constant(name)) {
-    if (!is_float(*t)) return std::nullopt;
-    return read_float_tensor(*t, m.path.parent_path(), file_of(m));
+const onnx::AttributeProto* attribute(const onnx::NodeProto& node, std::string_view name) {
+  for (const auto& a : node.attribute()) {
+    if (a.name() == name) return &a;
   }
-  if (auto lut = decode_lut(m, index, name)) return lut;
-  const onnx::NodeProto* node = index.producer(name);
-  if (node == nullptr || !node->domain().empty() || node->input_size() < 1) return std::nullopt;
-  if (node->op_type() == "Identity" || node->op_type() == "Cast") return materialize(m, index, node->input(0), depth + 1);
-  if (node->op_type() == "DequantizeLinear") return dequantize_linear(m, index, *node);
-  return std::nullopt;
+  return nullptr;
+}
+
+// A tiny constant evaluator: the value of a tensor computed from constants by the ops pqtool's
+// output formats put between stored data and a weight (kOps). It follows the chain from the
+// consumer back to the constants; any other op, or an input that is not constant-derived, ends
+// the evaluation with nullopt.
+class Evaluator {
+ public:
+  Evaluator(const Model& m, const GraphIndex& index) : m_(m), index_(index), file_(file_of(m)) {}
+
+  std::optional<Value> value(const std::string& name, int depth = 0) const {
+    if (depth > kMaxDepth || name.empty()) return std::nullopt;
+    if (const onnx::TensorProto* t = index_.constant(name)) return read_constant(*t);
+    if (auto lut = lut_value(name)) return lut;
+    const onnx::NodeProto* node = index_.producer(name);
+    if (node == nullptr || !node->domain().empty() || node->input_size() < 1) return std::nullopt;
+    for (const OpRule& rule : kOps) {
+      if (rule.op == node->op_type()) return (this->*rule.evaluate)(*node, depth + 1);
+    }
+    return std::nullopt;
+  }
+
+  // The ops a weight's value may pass through, and how each is evaluated.
+  using OpFn = std::optional<Value> (Evaluator::*)(const onnx::NodeProto&, int) const;
+  struct OpRule {
+    std::string_view op;
+    OpFn evaluate;
+    bool carries_input;  ///< its output holds input 0's elements (reordered or retyped): storage is upstream
+  };
+  static const std::array<OpRule, 5> kOps;
+
+ private:
+  std::optional<Value> read_constant(const onnx::TensorProto& t) const {
+    Value v;
+    v.dims.assign(t.dims().begin(), t.dims().end());
+    v.elem_type = t.data_type();
+    if (v.is_float()) {
+      v.floats = read_float_tensor(t, m_.path.parent_path(), file_);
+    } else if (is_integer_type(t.data_type())) {
+      v.ints = read_int_tensor(t, m_);
+    } else {
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // A pqtool lut weight, in the shape its subgraph gives it: "<name>.pq.dims" after per-group
+  // scales, else the code shape "<name>.pq.shape".
+  std::optional<Value> lut_value(const std::string& name) const {
+    std::optional<std::vector<float>> w = decode_lut(m_, index_, name);
+    if (!w) return std::nullopt;
+    const onnx::TensorProto* dims = index_.constant(name + ".pq.dims");
+    if (dims == nullptr) dims = index_.constant(name + ".pq.shape");
+    Value v;
+    v.dims = read_int_tensor(*dims, m_);
+    v.elem_type = index_.constant(name + ".pq.codebook")->data_type();
+    v.floats = std::move(*w);
+    return v;
+  }
+
+  [[noreturn]] void fail(const onnx::NodeProto& node, const std::string& why) const {
+    throw Error(ErrorCode::kBadInput,
+                fmt::format("{}: {} producing '{}': {}", file_, node.op_type(), node.output(0), why));
+  }
+
+  std::optional<Value> identity(const onnx::NodeProto& node, int depth) const { return value(node.input(0), depth); }
+
+  // Cast to a float type: integers convert (exactly, for pqtool's small ones), floats round to
+  // the target's precision. Casts to integer types are not followed: no weight passes one.
+  std::optional<Value> cast(const onnx::NodeProto& node, int depth) const {
+    const onnx::AttributeProto* to = attribute(node, "to");
+    if (to == nullptr) fail(node, "no 'to' attribute");
+    std::optional<Value> v = value(node.input(0), depth);
+    if (!v || !is_float_type(static_cast<int>(to->i()))) return std::nullopt;
+    if (!v->is_float()) {
+      v->floats.assign(v->ints.begin(), v->ints.end());
+      v->ints.clear();
+    }
+    v->elem_type = static_cast<int>(to->i());
+    round_to(v->floats, v->elem_type);
+    return v;
+  }
+
+  // Reshape(data, shape): the same elements under `shape`, where −1 is inferred from the element
+  // count and 0 copies the input's dim (unless allowzero = 1, when it is a 0).
+  std::optional<Value> reshape(const onnx::NodeProto& node, int depth) const {
+    if (node.input_size() < 2) fail(node, "no shape input");
+    std::optional<Value> v = value(node.input(0), depth);
+    const std::optional<Value> shape = value(node.input(1), depth);
+    if (!v || !shape) return std::nullopt;
+    if (shape->is_float() || shape->dims.size() != 1) fail(node, "the shape is not a 1-D integer tensor");
+    const onnx::AttributeProto* allow_zero = attribute(node, "allowzero");
+    const bool copy_zero = allow_zero == nullptr || allow_zero->i() == 0;
+    std::vector<std::int64_t> dims = shape->ints;
+    std::uint64_t known = 1;  // product of the dims given
+    std::optional<std::size_t> inferred;
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d] == 0 && copy_zero) {
+        if (d >= v->dims.size()) fail(node, fmt::format("shape dim {} copies a dim the input does not have", d));
+        dims[d] = v->dims[d];
+      }
+      if (dims[d] == -1 && !inferred) {
+        inferred = d;
+        continue;
+      }
+      if (dims[d] < 0) fail(node, fmt::format("shape dim {} is {}", d, dims[d]));
+      known *= static_cast<std::uint64_t>(dims[d]);
+    }
+    const std::size_t n = v->size();
+    if (inferred) {
+      if (known == 0 || n % known != 0) fail(node, fmt::format("{} elements do not fill the shape", n));
+      dims[*inferred] = static_cast<std::int64_t>(n / known);
+      known *= static_cast<std::uint64_t>(dims[*inferred]);
+    }
+    if (known != n) fail(node, fmt::format("{} elements cannot take a shape of {}", n, known));
+    v->dims = std::move(dims);
+    return v;
+  }
+
+  // Transpose(data, perm): output dim d is input dim perm[d] (perm defaults to the reversed
+  // axes), so output element j = (j_0, …, j_{r−1}) reads the input at Σ_d j_d · stride[perm[d]].
+  std::optional<Value> transpose(const onnx::NodeProto& node, int depth) const {
+    std::optional<Value> v = value(node.input(0), depth);
+    if (!v) return std::nullopt;
+    const std::size_t rank = v->dims.size();
+    std::vector<std::size_t> perm(rank);
+    if (const onnx::AttributeProto* a = attribute(node, "perm")) {
+      if (static_cast<std::size_t>(a->ints_size()) != rank) fail(node, "perm does not match the input's rank");
+      std::vector<bool> used(rank, false);
+      for (std::size_t d = 0; d < rank; ++d) {
+        const std::int64_t p = a->ints(static_cast<int>(d));
+        if (p < 0 || static_cast<std::size_t>(p) >= rank || used[static_cast<std::size_t>(p)]) {
+          fail(node, "perm is not a permutation of the input's axes");
+        }
+        perm[d] = static_cast<std::size_t>(p);
+        used[perm[d]] = true;
+      }
+    } else {
+      for (std::size_t d = 0; d < rank; ++d) perm[d] = rank - 1 - d;
+    }
+    std::vector<std::size_t> stride(rank, 1);
+    for (std::size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * static_cast<std::size_t>(v->dims[d]);
+    std::vector<std::int64_t> out_dims(rank);
+    for (std::size_t d = 0; d < rank; ++d) out_dims[d] = v->dims[perm[d]];
+    const std::size_t n = v->size();
+    std::vector<std::size_t> source(n);
+    std::vector<std::size_t> index(rank, 0);  // j as a multi-index, advanced row-major
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t d = 0; d < rank; ++d) source[j] += index[d] * stride[perm[d]];
+      for (std::size_t d = rank; d-- > 0;) {
+        if (++index[d] < static_cast<std::size_t>(out_dims[d])) break;
+        index[d] = 0;
+      }
+    }
+    auto gather = [&](auto& values) {
+      std::remove_reference_t<decltype(values)> out(n);
+      for (std::size_t j = 0; j < n; ++j) out[j] = values[source[j]];
+      values = std::move(out);
+    };
+    if (v->is_float()) {
+      gather(v->floats);
+    } else {
+      gather(v->ints);
+    }
+    v->dims = std::move(out_dims);
+    return v;
+  }
+
+  // DequantizeLinear(x, scale[, zero_point]) with its axis and block_size (see dequantize.cpp).
+  // The result has scale's type: a float16 scale rounds it to float16.
+  std::optional<Value> dequantize(const onnx::NodeProto& node, int depth) const {
+    if (node.input_size() < 2) fail(node, "no scale input");
+    const std::optional<Value> x = value(node.input(0), depth);
+    const std::optional<Value> scale = value(node.input(1), depth);
+    const bool has_zero = node.input_size() > 2 && !node.input(2).empty();
+    const std::optional<Value> zero = has_zero ? value(node.input(2), depth) : std::nullopt;
+    if (!x || !scale || (has_zero && !zero)) return std::nullopt;
+    if (x->is_float() || !scale->is_float() || (zero && zero->is_float())) return std::nullopt;
+    DequantizeLinearInputs in;
+    in.dims = x->dims;
+    in.values = x->ints;
+    in.scale_dims = scale->dims;
+    in.scale = scale->floats;
+    if (zero) in.zero_point = zero->ints;
+    if (const onnx::AttributeProto* a = attribute(node, "axis")) in.axis = a->i();
+    if (const onnx::AttributeProto* a = attribute(node, "block_size")) in.block_size = a->i();
+    Value y;
+    y.dims = x->dims;
+    y.elem_type = scale->elem_type;
+    try {
+      y.floats = dequantize_linear(in);
+    } catch (const Error& e) {
+      fail(node, e.what());
+    }
+    round_to(y.floats, y.elem_type);
+    return y;
+  }
+
+  const Model& m_;
+  const GraphIndex& index_;
+  std::string file_;
+};
+
+const std::array<Evaluator::OpRule, 5> Evaluator::kOps{{
+    {"Identity", &Evaluator::identity, true},
+    {"Cast", &Evaluator::cast, true},
+    {"Reshape", &Evaluator::reshape, true},
+    {"Transpose", &Evaluator::transpose, true},
+    {"DequantizeLinear", &Evaluator::dequantize, false},
+}};
+
+// Where a weight's values are stored: the start of the chain of nodes that carry their input 0
+// (Identity, Cast, Reshape, Transpose: see kOps) ending at the weight — a constant, or the node
+// that computes the values (a DequantizeLinear for qdq).
+struct Origin {
+  const onnx::TensorProto* constant = nullptr;
+  const onnx::NodeProto* node = nullptr;
+  bool cast = false;  ///< a Cast on the way: a float constant stored in another type
+};
+
+Origin origin_of(const GraphIndex& index, std::string name) {
+  Origin o;
+  for (int depth = 0; depth <= kMaxDepth; ++depth) {
+    if ((o.constant = index.constant(name)) != nullptr) return o;
+    o.node = index.producer(name);
+    if (o.node == nullptr || !o.node->domain().empty() || o.node->input_size() < 1) return o;
+    const auto rule = std::find_if(Evaluator::kOps.begin(), Evaluator::kOps.end(),
+                                   [&](const Evaluator::OpRule& r) { return r.op == o.node->op_type(); });
+    if (rule == Evaluator::kOps.end() || !rule->carries_input) return o;
+    o.cast = o.cast || o.node->op_type() == "Cast";
+    name = o.node->input(0);
+  }
+  return {};
 }
 
 // Payload bytes of the constant `name` (0 when it is not a constant).
@@ -253,7 +491,9 @@ std::uint64_t payload_of(const GraphIndex& index, const std::string& name) {
 
 std::optional<std::vector<float>> materialize_weight(const Model& model, const std::string& name) {
   const GraphIndex index(*model.proto);
-  return materialize(model, index, name, 0);
+  std::optional<Value> v = Evaluator(model, index).value(name);
+  if (!v || !v->is_float()) return std::nullopt;
+  return std::move(v->floats);
 }
 
 double WeightStorage::bpw() const {
@@ -274,13 +514,6 @@ WeightStorage measure_weight_storage(const Model& model) {
       const std::string& name = node->input(slot);
       // The lut subgraph's own lookups (Gather of a codebook or unpack table) are not weights.
       if (name.empty() || name.find(kLutMarker) != std::string::npos || !seen.insert(name).second) continue;
-      if (const onnx::TensorProto* t = index.constant(name)) {
-        if (!is_float(*t)) continue;
-        ++s.float_tensors;
-        s.float_elements += element_count(*t, file);
-        s.float_bytes += tensor_payload_bytes(*t);
-        continue;
-      }
       if (const onnx::TensorProto* shape = index.constant(name + ".pq.shape");
           shape != nullptr && index.constant(name + ".pq.codebook") != nullptr) {
         std::uint64_t n = 1;
@@ -294,23 +527,29 @@ WeightStorage measure_weight_storage(const Model& model) {
         s.quantized_bytes += bytes;
         continue;
       }
-      const onnx::NodeProto* producer = index.producer(name);
-      if (producer == nullptr || !producer->domain().empty() || producer->input_size() < 1) continue;
-      if (producer->op_type() == "DequantizeLinear") {
-        const onnx::TensorProto* x = index.constant(producer->input(0));
+      // A constant, or through Identity / Cast / Reshape / Transpose to what is stored.
+      const Origin origin = origin_of(index, name);
+      if (origin.constant != nullptr) {
+        const onnx::TensorProto& x = *origin.constant;
+        if (!is_float(x)) continue;
+        if (origin.cast) {  // stored in another type (fp16, bf16) and cast at run time
+          ++s.quantized_tensors;
+          s.quantized_elements += element_count(x, file);
+          s.quantized_bytes += tensor_payload_bytes(x);
+        } else {
+          ++s.float_tensors;
+          s.float_elements += element_count(x, file);
+          s.float_bytes += tensor_payload_bytes(x);
+        }
+      } else if (origin.node != nullptr && origin.node->op_type() == "DequantizeLinear") {
+        // The integers, scales and zero points.
+        const onnx::TensorProto* x = index.constant(origin.node->input(0));
         if (x == nullptr || is_float(*x)) continue;
         std::uint64_t bytes = 0;
-        for (const auto& in : producer->input()) bytes += payload_of(index, in);
+        for (const auto& in : origin.node->input()) bytes += payload_of(index, in);
         ++s.quantized_tensors;
         s.quantized_elements += element_count(*x, file);
         s.quantized_bytes += bytes;
-      } else if (producer->op_type() == "Cast") {
-        // A float constant stored narrower (fp16, bf16) and widened at run time.
-        const onnx::TensorProto* x = index.constant(producer->input(0));
-        if (x == nullptr || !is_float(*x)) continue;
-        ++s.quantized_tensors;
-        s.quantized_elements += element_count(*x, file);
-        s.quantized_bytes += tensor_payload_bytes(*x);
       }
     }
   }

@@ -297,8 +297,19 @@ Json run_stages(const StagesOptions& o) {
   std::vector<int> iterations(chosen.size());  // Lloyd iterations on the data, split-merge included
   std::vector<int> moves(chosen.size());       // split-merge exchanges kept
   const LloydMaxParams lloyd;
+  std::vector<const ConstTensor*> chosen_tensors;
+  for (std::size_t idx : chosen) chosen_tensors.push_back(&tensors[idx]);
+  // The pipeline's schedule: largest tensors first, each payload freed once read.
+  std::vector<std::size_t> order(chosen.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return chosen_tensors[a]->elements > chosen_tensors[b]->elements;
+  });
+  std::vector<onnx::TensorProto*> protos;
   stage("quantize", [&] {
-    parallel_for(chosen.size(), o.threads, [&](std::size_t k) {
+    protos = find_tensor_protos(*model.proto, chosen_tensors);
+    parallel_for(order.size(), o.threads, [&](std::size_t slot) {
+      const std::size_t k = order[slot];
       auto& s = steps[k];
       auto t = Clock::now();
       auto lap = [&](Step step) {
@@ -309,8 +320,11 @@ Json run_stages(const StagesOptions& o) {
       const ConstTensor& ct = tensors[chosen[k]];
       const TensorPlan& p = plan.entries[chosen[k]];
       // Mirrors quantize_tensor() step by step.
-      const std::vector<float> values =
-          read_float_tensor(find_tensor_proto(*model.proto, ct), model.path.parent_path(), model.path.string());
+      const std::vector<float> values = read_float_tensor(*protos[k], model.path.parent_path(), model.path.string());
+      if (protos[k]->has_raw_data()) {
+        std::string().swap(*protos[k]->mutable_raw_data());
+        protos[k]->clear_raw_data();
+      }
       lap(kRead);
       const SummaryStats stats = compute_stats(values);
       lap(kStats);
@@ -323,20 +337,17 @@ Json run_stages(const StagesOptions& o) {
       const double parametric_mse = codebook_mse(sample, solve_lloyd_max_pdf(fit.best_params(), lp).codebook);
       lap(kParametric);
       LloydMaxResult evidence;
-      const Codebook solved = solve_codebook(sample, p.method, p.bits, lloyd, &evidence);
+      const Codebook solved = solve_codebook(sample, p.method, p.bits, lloyd, &evidence, &fit);
       iterations[k] = evidence.iterations;
       moves[k] = evidence.split_merge_moves;
       std::vector<double> stored(solved.levels().begin(), solved.levels().end());
       for (double& level : stored) level = round_to_precision(level, precision_of(ct.type));
       const Codebook codebook(std::move(stored));
       lap(kSolve);
-      std::vector<std::uint32_t> codes32(values.size());
-      codebook.encode(values, codes32);
       std::vector<std::uint8_t> codes(values.size());
-      for (std::size_t i = 0; i < values.size(); ++i) codes[i] = static_cast<std::uint8_t>(codes32[i]);
+      codebook.encode(values, codes);
       lap(kEncode);
-      const std::vector<float> reconstructed = dequantize(codebook, codes);
-      const ErrorStats error = measure_error(values, reconstructed);
+      const ErrorStats error = measure_code_error(values, codebook, codes);
       lap(kError);
       (void)stats;
       (void)parametric_mse;

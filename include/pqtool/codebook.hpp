@@ -29,12 +29,17 @@ class Codebook {
 
   /// Encodes a whole span (same result as encode() per element).
   void encode(std::span<const float> values, std::span<std::uint32_t> codes) const;
+  /// The same into 8-bit codes; the codebook must have at most 256 levels.
+  void encode(std::span<const float> values, std::span<std::uint8_t> codes) const;
 
  private:
   std::vector<double> levels_;
   std::vector<double> thresholds_;
   /// For each index, the first index of its run of equal levels; empty when levels are distinct.
   std::vector<std::uint32_t> first_equal_;
+  /// The thresholds padded with +∞ to 2^m − 1 entries, so that the search in encode() is m
+  /// unconditional halvings (a perfectly balanced binary search with no bounds checks).
+  std::vector<double> search_;
 };
 
 }  // namespace pqtool

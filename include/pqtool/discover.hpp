@@ -55,6 +55,11 @@ const onnx::GraphProto& resolve_graph(const onnx::ModelProto& model, const Graph
 /// The TensorProto holding a discovered constant's data.
 const onnx::TensorProto& find_tensor_proto(const onnx::ModelProto& model, const ConstTensor& t);
 
+/// find_tensor_proto for many constants at once, in their order: each graph involved is indexed
+/// by name once, so looking up all T constants costs O(T) rather than a scan of the graph each.
+std::vector<onnx::TensorProto*> find_tensor_protos(onnx::ModelProto& model,
+                                                   const std::vector<const ConstTensor*>& tensors);
+
 /// Weight input slots of an op type (empty when the op has none), e.g. Conv → {1}.
 std::vector<int> weight_slots(std::string_view op_type);
 

@@ -58,4 +58,13 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
 /// Sample MSE of quantizing every value of `sample` with `codebook` (nearest level).
 double codebook_mse(const SortedSample& sample, const Codebook& codebook);
 
+/// An interval certain to contain codebook_mse(sample, codebook) as computed, found in
+/// O(levels · log n) from the prefix sums instead of a pass over the sample (see lloyd_max.cpp
+/// for the error bound). Unbounded above for samples too large for the bound (n·2⁻⁵³ ≥ 10⁻³).
+struct MseBounds {
+  double lo = 0.0;
+  double hi = 0.0;
+};
+MseBounds codebook_mse_bounds(const SortedSample& sample, const Codebook& codebook);
+
 }  // namespace pqtool

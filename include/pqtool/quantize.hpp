@@ -75,6 +75,10 @@ struct ErrorStats {
 };
 
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed);
+/// measure_error(original, dequantize(codebook, codes)) without materialising the
+/// reconstruction (the same arithmetic, so the same result to the last bit).
+ErrorStats measure_code_error(std::span<const float> original, const Codebook& codebook,
+                              std::span<const std::uint8_t> codes);
 
 struct TensorQuantization {
   Method method = Method::kLloydMax;  ///< the method that produced the codebook (auto resolved)
@@ -93,9 +97,11 @@ struct TensorQuantization {
 };
 
 /// The 2^bits-level codebook `method` gives for a sorted sample (auto = lloyd-max). Uniform
-/// levels are always 2^bits (asymmetric grid).
+/// levels are always 2^bits (asymmetric grid). `fit`, when given, must be
+/// fit_distribution(sample) — a caller that already has it saves computing it again; the result
+/// is the same either way.
 Codebook solve_codebook(const SortedSample& sample, Method method, int bits, const LloydMaxParams& lloyd,
-                        LloydMaxResult* evidence = nullptr);
+                        LloydMaxResult* evidence = nullptr, const Fit* fit = nullptr);
 
 /// Quantizes a non-empty span of finite values with one codebook.
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params);

@@ -7,10 +7,18 @@
 // so the code is exactly "the lowest index among the nearest levels". Every part of pqtool that
 // partitions values into cells (the data Lloyd solver, codebook_mse) uses this same rule on
 // these same stored thresholds, so the cells they reason about are exactly the codes produced.
+//
+// The search: "number of thresholds < x" is found by binary lifting over the thresholds padded
+// with +∞ to 2^m − 1 entries: starting from pos = 0, for step = 2^(m−1), …, 1, add the step when
+// threshold[pos + step − 1] < x. The sorted thresholds make the predicate monotone, so this is
+// std::lower_bound's answer in exactly m comparisons, which the compiler turns into conditional
+// moves rather than hard-to-predict branches.
 #include "pqtool/codebook.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "pqtool/error.hpp"
@@ -19,6 +27,17 @@ namespace pqtool {
 namespace {
 /// Codes are std::uint32_t.
 constexpr std::size_t kMaxLevels = std::size_t{1} << 32;
+/// Largest code an 8-bit code array holds.
+constexpr std::size_t kMaxByteLevels = std::size_t{1} << 8;
+
+/// Number of entries of `search` below x (see the file comment); `search` has 2^m − 1 entries.
+std::size_t count_below(std::span<const double> search, double x) {
+  std::size_t pos = 0;
+  for (std::size_t step = (search.size() + 1) / 2; step > 0; step /= 2) {
+    pos = search[pos + step - 1] < x ? pos + step : pos;
+  }
+  return pos;
+}
 }  // namespace
 
 Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
@@ -42,12 +61,13 @@ Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
       first_equal_[i] = i > 0 && levels_[i] == levels_[i - 1] ? first_equal_[i - 1] : static_cast<std::uint32_t>(i);
     }
   }
+  search_.assign(std::bit_ceil(levels_.size()) - 1, std::numeric_limits<double>::infinity());
+  std::copy(thresholds_.begin(), thresholds_.end(), search_.begin());
 }
 
 std::uint32_t Codebook::encode(double x) const {
   PQ_ASSERT(!levels_.empty());
-  const auto it = std::lower_bound(thresholds_.begin(), thresholds_.end(), x);
-  const auto code = static_cast<std::size_t>(it - thresholds_.begin());
+  const std::size_t code = count_below(search_, x);
   return first_equal_.empty() ? static_cast<std::uint32_t>(code) : first_equal_[code];
 }
 
@@ -55,6 +75,22 @@ void Codebook::encode(std::span<const float> values, std::span<std::uint32_t> co
   PQ_CHECK(values.size() == codes.size(), ErrorCode::kInternal,
            "codebook: {} values but {} codes", values.size(), codes.size());
   for (std::size_t i = 0; i < values.size(); ++i) codes[i] = encode(static_cast<double>(values[i]));
+}
+
+void Codebook::encode(std::span<const float> values, std::span<std::uint8_t> codes) const {
+  PQ_CHECK(values.size() == codes.size(), ErrorCode::kInternal,
+           "codebook: {} values but {} codes", values.size(), codes.size());
+  PQ_CHECK(levels_.size() <= kMaxByteLevels, ErrorCode::kInternal,
+           "codebook: {} levels do not fit 8-bit codes", levels_.size());
+  if (first_equal_.empty()) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      codes[i] = static_cast<std::uint8_t>(count_below(search_, static_cast<double>(values[i])));
+    }
+  } else {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      codes[i] = static_cast<std::uint8_t>(first_equal_[count_below(search_, static_cast<double>(values[i]))]);
+    }
+  }
 }
 
 }  // namespace pqtool

@@ -35,6 +35,7 @@
 #include <mutex>
 #include <numbers>
 #include <numeric>
+#include <unordered_map>
 
 #include "pqtool/error.hpp"
 
@@ -67,6 +68,10 @@ constexpr std::size_t kSplitMergeCandidates = 4;
 constexpr int kSplitMergeTriesPerRound = 8;
 /// Default cap on exchanges: this many per level.
 constexpr int kSplitMergeRoundsPerLevel = 4;
+/// Factor applied to every term of codebook_mse_bounds' error bound, beyond the analysis.
+constexpr double kMseBoundSafety = 4.0;
+/// codebook_mse_bounds gives up (an unbounded interval) when (n + 3)·u reaches this.
+constexpr double kMseBoundMaxSummationError = 1e-3;
 
 void check_bits(int bits) {
   PQ_CHECK(bits >= kMinBits && bits <= kMaxBits, ErrorCode::kBadUsage,
@@ -371,32 +376,75 @@ struct Cell {
 
 /// Mean of a non-empty cell, clamped into the cell's value range so that rounding can never
 /// order the levels of two adjacent cells wrongly.
-double cell_mean(const SortedSample& s, const Cell& c) {
-  const double mean = s.sum(c.begin, c.end) / static_cast<double>(c.end - c.begin);
+/// `sum` is s.sum(c.begin, c.end).
+double cell_mean(const SortedSample& s, const Cell& c, double sum) {
+  const double mean = sum / static_cast<double>(c.end - c.begin);
   return std::clamp(mean, static_cast<double>(s[c.begin]), static_cast<double>(s[c.end - 1]));
 }
+double cell_mean(const SortedSample& s, const Cell& c) { return cell_mean(s, c, s.sum(c.begin, c.end)); }
 
-/// Σ (x − mean)² over a cell, from prefix sums (used to rank cells and for the history).
-double cell_sse(const SortedSample& s, const Cell& c) {
+/// Σ (x − mean)² over a cell, from prefix sums (used to rank cells and for the history);
+/// `sum` and `sum_squares` are the cell's, from the sample's prefix sums.
+double cell_sse(const Cell& c, double sum, double sum_squares) {
   if (c.empty()) return 0.0;
-  const double sum = s.sum(c.begin, c.end);
-  const double sse = s.sum_squares(c.begin, c.end) - sum * sum / static_cast<double>(c.end - c.begin);
+  const double sse = sum_squares - sum * sum / static_cast<double>(c.end - c.begin);
   return std::max(0.0, sse);
 }
+double cell_sse(const SortedSample& s, const Cell& c) {
+  if (c.empty()) return 0.0;
+  return cell_sse(c, s.sum(c.begin, c.end), s.sum_squares(c.begin, c.end));
+}
+
+/// A sample's prefix sums memoised by index, with the cell statistics built on them: one
+/// split–merge round asks for the same few cell boundaries many times, and each
+/// SortedSample::prefix_sums replays up to a block of additions. Same values as cell_mean /
+/// cell_sse on the sample.
+class PrefixCache {
+ public:
+  explicit PrefixCache(const SortedSample& s) : s_(s) {}
+  SortedSample::PrefixSums at(std::size_t i) {
+    const auto [it, added] = memo_.try_emplace(i);
+    if (added) it->second = s_.prefix_sums(i);
+    return it->second;
+  }
+  double mean(const Cell& c) { return cell_mean(s_, c, at(c.end).sum - at(c.begin).sum); }
+  double sse(const Cell& c) {
+    if (c.empty()) return 0.0;
+    const SortedSample::PrefixSums a = at(c.begin);
+    const SortedSample::PrefixSums b = at(c.end);
+    return cell_sse(c, b.sum - a.sum, b.sum_squares - a.sum_squares);
+  }
+
+ private:
+  const SortedSample& s_;
+  std::unordered_map<std::size_t, SortedSample::PrefixSums> memo_;
+};
 
 /// The cells of `codebook` on the sample, by the same rule as Codebook::encode: value x goes to
 /// level k when t_{k−1} < x ≤ t_k, so cell k is [upper_bound(t_{k−1}), upper_bound(t_k)); a run
 /// of equal levels k..m is one cell, [upper_bound(t_{k−1}), upper_bound(t_m)), owned by its
 /// first index, and the others are empty.
-std::vector<Cell> partition(const SortedSample& s, const Codebook& codebook) {
+///
+/// `bounds` carries upper_bound(t_k) from one call to the next: when it has one entry per
+/// threshold, each search starts from the previous boundary (SortedSample's hinted
+/// upper_bound, the same index found in O(log distance)); it is then updated. Between Lloyd
+/// iterations the thresholds move little, so this replaces most of a binary search over the
+/// whole sample.
+std::vector<Cell> partition(const SortedSample& s, const Codebook& codebook, std::vector<std::size_t>* bounds = nullptr) {
   const auto levels = codebook.levels();
   const auto thresholds = codebook.thresholds();
+  const bool hinted = bounds != nullptr && bounds->size() == thresholds.size();
+  if (bounds != nullptr && !hinted) bounds->assign(thresholds.size(), 0);
   std::vector<Cell> cells(codebook.size());
   std::size_t begin = 0;
   std::size_t first = 0;  // first index of the current run of equal levels
   for (std::size_t k = 0; k < cells.size(); ++k) {
     if (k > 0 && levels[k] != levels[k - 1]) first = k;
-    const std::size_t end = k < thresholds.size() ? s.upper_bound(thresholds[k]) : s.size();
+    std::size_t end = s.size();
+    if (k < thresholds.size()) {
+      end = hinted ? s.upper_bound(thresholds[k], (*bounds)[k]) : s.upper_bound(thresholds[k]);
+      if (bounds != nullptr) (*bounds)[k] = end;
+    }
     cells[first].end = end;
     if (k == first) {
       cells[k].begin = begin;
@@ -490,8 +538,12 @@ LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const Lloyd
   return r;
 }
 
-LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
-                                    const LloydMaxParams& lp) {
+namespace {
+
+/// solve_lloyd_max_data; with `measure_final` false the final codebook_mse() pass (O(n)) is
+/// skipped and `mse` is left 0, for callers that may not need it.
+LloydMaxResult lloyd_descent(const SortedSample& sample, const Codebook& initial, const LloydMaxParams& lp,
+                             bool measure_final) {
   PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "lloyd-max: empty sample");
   PQ_CHECK(initial.size() > 0, ErrorCode::kBadUsage, "lloyd-max: empty initial codebook");
   PQ_CHECK(lp.max_iterations >= 0 && lp.tolerance >= 0.0, ErrorCode::kBadUsage,
@@ -517,16 +569,25 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
   }
 
   Codebook codebook = initial;
-  std::vector<Cell> cells = partition(sample, codebook);
+  std::vector<std::size_t> bounds;
+  std::vector<Cell> cells = partition(sample, codebook, &bounds);
+  std::vector<SortedSample::PrefixSums> at_bounds(level_count + 1);
   std::vector<double> levels(level_count);
   for (int it = 1; it <= lp.max_iterations; ++it) {
     // Step 1: give empty cells data by splitting the worst cells (no-op when none is empty).
     cells = fill_empty_cells(sample, std::move(cells));
     // Step 2: centroid condition: each level is the mean of its cell (O(1) by prefix sums).
+    //         The cells now tile the sample, so the prefix sums are taken once per boundary.
+    at_bounds[0] = sample.prefix_sums(cells[0].begin);
+    for (std::size_t k = 0; k < level_count; ++k) {
+      PQ_ASSERT(k == 0 || cells[k].begin == cells[k - 1].end);
+      at_bounds[k + 1] = sample.prefix_sums(cells[k].end);
+    }
     double sse = 0.0;
     for (std::size_t k = 0; k < level_count; ++k) {
-      levels[k] = cell_mean(sample, cells[k]);
-      sse += cell_sse(sample, cells[k]);
+      const double sum = at_bounds[k + 1].sum - at_bounds[k].sum;
+      levels[k] = cell_mean(sample, cells[k], sum);
+      sse += cell_sse(cells[k], sum, at_bounds[k + 1].sum_squares - at_bounds[k].sum_squares);
     }
     // Step 3: record the error of these levels on these cells; Lloyd's descent makes this
     // non-increasing (up to the rounding of the prefix-sum differences).
@@ -535,7 +596,7 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
     r.iterations = it;
     // Step 4: nearest-neighbour condition: re-partition by the new thresholds (O(levels·log n)).
     codebook = Codebook(levels);
-    std::vector<Cell> next = partition(sample, codebook);
+    std::vector<Cell> next = partition(sample, codebook, &bounds);
     // Step 5: stop at a fixed point of the partition (the levels are then the centroids of
     // their own cells), or when the relative decrease of the error falls below the tolerance.
     const bool fixed_point = same_partition(cells, next);
@@ -553,8 +614,19 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
 
   r.codebook = std::move(codebook);
   // The reported error is measured directly on the returned codebook, not from prefix sums.
-  r.mse = codebook_mse(sample, r.codebook);
+  if (measure_final) r.mse = codebook_mse(sample, r.codebook);
   return r;
+}
+
+bool same_levels(const Codebook& a, const Codebook& b) {
+  return std::equal(a.levels().begin(), a.levels().end(), b.levels().begin(), b.levels().end());
+}
+
+}  // namespace
+
+LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
+                                    const LloydMaxParams& lp) {
+  return lloyd_descent(sample, initial, lp, true);
 }
 
 LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
@@ -562,6 +634,12 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
   LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
   if (sample.distinct_count() <= initial.size() || initial.size() < 3) return best;
   const int max_rounds = lp.split_merge_rounds < 0 ? kSplitMergeRoundsPerLevel * static_cast<int>(initial.size()) : lp.split_merge_rounds;
+  // best.mse is exact while best_exact; after an exchange kept on bounds alone it is only known
+  // to lie in [best_lo, best_hi] and is measured when a decision needs it, or at the end.
+  const double keep = 1.0 - kSplitMergeMinGain;
+  bool best_exact = true;
+  double best_lo = best.mse;
+  double best_hi = best.mse;
   for (int round = 0; round < max_rounds; ++round) {
     // Step 1: the cells of the current fixed point (non-empty ones).
     std::vector<Cell> cells;
@@ -569,6 +647,7 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
       if (!c.empty()) cells.push_back(c);
     }
     if (cells.size() < 3) break;
+    PrefixCache cache(sample);
     // Step 2: split candidates — each cell split at its mean, ranked by the error removed.
     struct Split {
       std::size_t cell, at;
@@ -578,8 +657,8 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
     for (std::size_t k = 0; k < cells.size(); ++k) {
       const Cell& c = cells[k];
       if (s_equal_ends(sample, c)) continue;
-      const std::size_t at = std::clamp(sample.upper_bound(cell_mean(sample, c)), c.begin + 1, c.end - 1);
-      const double g = cell_sse(sample, c) - cell_sse(sample, {c.begin, at}) - cell_sse(sample, {at, c.end});
+      const std::size_t at = std::clamp(sample.upper_bound(cache.mean(c)), c.begin + 1, c.end - 1);
+      const double g = cache.sse(c) - cache.sse({c.begin, at}) - cache.sse({at, c.end});
       if (g > 0.0) splits.push_back({k, at, g});
     }
     // Step 3: merge candidates — neighbour pairs ranked by the error their merge adds.
@@ -589,8 +668,8 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
     };
     std::vector<Merge> merges;
     for (std::size_t k = 0; k + 1 < cells.size(); ++k) {
-      merges.push_back({k, cell_sse(sample, {cells[k].begin, cells[k + 1].end}) - cell_sse(sample, cells[k]) -
-                               cell_sse(sample, cells[k + 1])});
+      merges.push_back({k, cache.sse({cells[k].begin, cells[k + 1].end}) - cache.sse(cells[k]) -
+                               cache.sse(cells[k + 1])});
     }
     const auto top = [](auto& v, std::size_t n, auto better) {
       n = std::min(n, v.size());
@@ -612,18 +691,41 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
         std::vector<double> levels;
         for (std::size_t k = 0; k < cells.size(); ++k) {
           if (k == mg.first) {
-            levels.push_back(cell_mean(sample, {cells[k].begin, cells[k + 1].end}));
+            levels.push_back(cache.mean({cells[k].begin, cells[k + 1].end}));
             ++k;
           } else if (k == sp.cell) {
-            levels.push_back(cell_mean(sample, {cells[k].begin, sp.at}));
-            levels.push_back(cell_mean(sample, {sp.at, cells[k].end}));
+            levels.push_back(cache.mean({cells[k].begin, sp.at}));
+            levels.push_back(cache.mean({sp.at, cells[k].end}));
           } else {
-            levels.push_back(cell_mean(sample, cells[k]));
+            levels.push_back(cache.mean(cells[k]));
           }
         }
         levels.resize(initial.size(), levels.back());
-        LloydMaxResult candidate = solve_lloyd_max_data(sample, Codebook(std::move(levels)), lp);
-        if (!(candidate.mse < best.mse * (1.0 - kSplitMergeMinGain))) continue;
+        LloydMaxResult candidate = lloyd_descent(sample, Codebook(std::move(levels)), lp, false);
+        // Descending back to the current levels gives exactly the current error: no gain, and no
+        // need for the O(n) measurement.
+        if (same_levels(candidate.codebook, best.codebook)) continue;
+        // The rule is: keep it when codebook_mse(candidate) < best.mse·(1 − gain). Decide on
+        // certain bounds when they suffice, else measure both exactly.
+        const MseBounds bounds = codebook_mse_bounds(sample, candidate.codebook);
+        bool exact = false;
+        if (bounds.hi < best_lo * keep) {
+          candidate.mse = bounds.hi;  // provisional: measured at the end if it stays the best
+        } else if (bounds.lo >= best_hi * keep) {
+          continue;
+        } else {
+          if (!best_exact) {
+            best.mse = codebook_mse(sample, best.codebook);
+            best_exact = true;
+            best_lo = best_hi = best.mse;
+          }
+          candidate.mse = codebook_mse(sample, candidate.codebook);
+          exact = true;
+          if (!(candidate.mse < best.mse * keep)) continue;
+        }
+        best_exact = exact;
+        best_lo = exact ? candidate.mse : bounds.lo;
+        best_hi = exact ? candidate.mse : bounds.hi;
         candidate.iterations += best.iterations;
         candidate.mse_history.insert(candidate.mse_history.begin(), best.mse_history.begin(), best.mse_history.end());
         candidate.split_merge_moves = best.split_merge_moves + 1;
@@ -633,7 +735,65 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
     }
     if (!moved) break;
   }
+  if (!best_exact) best.mse = codebook_mse(sample, best.codebook);
   return best;
+}
+
+// codebook_mse_bounds. Notation: u = 2⁻⁵³ (unit roundoff), n values x_i, K levels y_k, cell k
+// = [b_k, e_k) by the encode rule, m_k = e_k − b_k, S1_k = Σ x, S2_k = Σ x² over the cell, and
+// MSE* = (1/n) Σ_k Σ_{cell k} (x − y_k)², exactly.
+//  (1) codebook_mse rounds each difference and square and sums n non-negative terms in
+//      order, then divides by n: |computed − MSE*| ≤ γ·MSE* with γ = (n+3)u / (1 − (n+3)u)
+//      (Higham, Accuracy and Stability of Numerical Algorithms, §3.1 and §4.2).
+//  (2) Expanding, Σ_{cell k} (x − y_k)² = S2_k − 2 y_k S1_k + y_k² m_k. Each compensated
+//      prefix sum is within 2u|P| + O(n u²) Σ|x| of its exact value (Higham §4.3), so each
+//      cell's S2_k is off by at most ~4u·T2 and S1_k by ~4u·T1 (T2 = Σx², T1 = Σ|x| ≤ √(n·T2));
+//      evaluating the expansion and summing K terms adds at most (K + 4)u times
+//      G = Σ_k (S2_k + 2|y_k||S1_k| + y_k² m_k). Hence
+//        |estimate − MSE*| ≤ [ (K+1)·4u·(T2 + 2·max|y|·T1) + (K+8)u·G ] / n + u·|estimate|,
+//      taken here with a safety factor of kMseBoundSafety on every term.
+//  (3) Then computed ∈ [(estimate − δ)(1 − γ), (estimate + δ)(1 + γ)], widened by a few ulps
+//      for the rounding of this very arithmetic.
+MseBounds codebook_mse_bounds(const SortedSample& sample, const Codebook& codebook) {
+  PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "codebook_mse_bounds: empty sample");
+  PQ_CHECK(codebook.size() > 0, ErrorCode::kBadUsage, "codebook_mse_bounds: empty codebook");
+  constexpr double kUnitRoundoff = std::numeric_limits<double>::epsilon() / 2.0;
+  const std::size_t n = sample.size();
+  const auto nd = static_cast<double>(n);
+  const double summation = (nd + 3.0) * kUnitRoundoff;
+  if (!(summation < kMseBoundMaxSummationError)) return {0.0, kInfinity};
+  const double gamma = summation / (1.0 - summation);
+
+  const auto levels = codebook.levels();
+  const auto thresholds = codebook.thresholds();
+  const double t2 = sample.prefix_sums(n).sum_squares;
+  const double t1 = std::sqrt(nd * t2);
+  double sse = 0.0;
+  double magnitude = 0.0;
+  double y_max = 0.0;
+  std::size_t begin = 0;
+  SortedSample::PrefixSums at_begin = sample.prefix_sums(0);
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    const std::size_t end = k < thresholds.size() ? sample.upper_bound(thresholds[k]) : n;
+    const SortedSample::PrefixSums at_end = end == begin ? at_begin : sample.prefix_sums(end);
+    const double s1 = at_end.sum - at_begin.sum;
+    const double s2 = at_end.sum_squares - at_begin.sum_squares;
+    const double y = levels[k];
+    const auto m = static_cast<double>(end - begin);
+    sse += s2 - 2.0 * y * s1 + y * y * m;
+    magnitude += std::abs(s2) + 2.0 * std::abs(y) * std::abs(s1) + y * y * m;
+    y_max = std::max(y_max, std::abs(y));
+    begin = end;
+    at_begin = at_end;
+  }
+  const auto cells = static_cast<double>(levels.size());
+  const double estimate = sse / nd;
+  const double delta =
+      kMseBoundSafety * kUnitRoundoff *
+      (((cells + 1.0) * 4.0 * (t2 + 2.0 * y_max * t1) + (cells + 8.0) * magnitude) / nd + std::abs(estimate));
+  const double widen = kMseBoundSafety * kUnitRoundoff;
+  return {std::max(0.0, (estimate - delta) * (1.0 - gamma) * (1.0 - widen)),
+          (estimate + delta) * (1.0 + gamma) * (1.0 + widen)};
 }
 
 double codebook_mse(const SortedSample& sample, const Codebook& codebook) {

@@ -1,6 +1,8 @@
 // Bit-plane packing of quantization codes; see packing.hpp for the layout.
 #include "pqtool/packing.hpp"
 
+#include <algorithm>
+
 #include "pqtool/error.hpp"
 
 namespace pqtool {
@@ -22,20 +24,29 @@ std::size_t packed_bytes(std::size_t n, int bits) {
 }
 
 std::vector<BitPlane> pack_codes(std::span<const std::uint8_t> codes, int bits) {
+  const std::vector<int> widths = plane_widths(bits);
+  unsigned largest = 0;
+  for (const std::uint8_t c : codes) largest = std::max(largest, static_cast<unsigned>(c));
+  PQ_ASSERT(codes.empty() || largest < (1u << bits));
   std::vector<BitPlane> planes;
   int shift = 0;
-  for (int w : plane_widths(bits)) {
+  for (int w : widths) {
     BitPlane plane;
     plane.width = w;
     plane.shift = shift;
     const std::size_t per_byte = static_cast<std::size_t>(plane.codes_per_byte());
-    plane.bytes.assign((codes.size() + per_byte - 1) / per_byte, 0);
+    plane.bytes.resize((codes.size() + per_byte - 1) / per_byte);
     const unsigned mask = (1u << w) - 1u;
-    for (std::size_t i = 0; i < codes.size(); ++i) {
-      PQ_ASSERT(codes[i] < (1u << bits));
-      const unsigned digit = (static_cast<unsigned>(codes[i]) >> shift) & mask;
-      const unsigned pos = static_cast<unsigned>((i % per_byte) * static_cast<std::size_t>(w));
-      plane.bytes[i / per_byte] = static_cast<std::uint8_t>(plane.bytes[i / per_byte] | (digit << pos));
+    // Byte b holds codes b·per_byte … b·per_byte + per_byte − 1, code j of the byte at bit j·w;
+    // built in a register and stored once. The last byte may be partly filled (zero bits).
+    for (std::size_t b = 0; b < plane.bytes.size(); ++b) {
+      const std::size_t first = b * per_byte;
+      const std::size_t count = std::min(per_byte, codes.size() - first);
+      unsigned byte = 0;
+      for (std::size_t j = 0; j < count; ++j) {
+        byte |= ((static_cast<unsigned>(codes[first + j]) >> shift) & mask) << (j * static_cast<std::size_t>(w));
+      }
+      plane.bytes[b] = static_cast<std::uint8_t>(byte);
     }
     planes.push_back(std::move(plane));
     shift += w;

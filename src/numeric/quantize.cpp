@@ -61,6 +61,25 @@ ErrorStats measure_error(std::span<const float> original, std::span<const float>
   return e;
 }
 
+ErrorStats measure_code_error(std::span<const float> original, const Codebook& codebook,
+                              std::span<const std::uint8_t> codes) {
+  PQ_ASSERT(original.size() == codes.size());
+  // Level k as the float a runtime reconstructs, looked up per code instead of materialising
+  // dequantize(codebook, codes).
+  std::vector<float> decoded(codebook.size());
+  for (std::size_t k = 0; k < decoded.size(); ++k) decoded[k] = static_cast<float>(codebook.decode(static_cast<std::uint32_t>(k)));
+  ErrorStats e;
+  e.count = original.size();
+  for (std::size_t i = 0; i < original.size(); ++i) {
+    const double w = original[i];
+    const double d = w - static_cast<double>(decoded[codes[i]]);
+    e.sum_squares_signal += w * w;
+    e.sum_squares_error += d * d;
+    e.max_abs_error = std::max(e.max_abs_error, std::abs(d));
+  }
+  return e;
+}
+
 HalfQuantization quantize_fp16(std::span<const float> values) {
   constexpr float kMaxHalf = 65504.0f;
   HalfQuantization h;
@@ -83,7 +102,7 @@ std::vector<float> dequantize(const Codebook& codebook, std::span<const std::uin
 }
 
 Codebook solve_codebook(const SortedSample& sample, Method method, int bits, const LloydMaxParams& lloyd,
-                        LloydMaxResult* evidence) {
+                        LloydMaxResult* evidence, const Fit* fit) {
   LloydMaxParams lp = lloyd;
   lp.bits = bits;
   switch (method) {
@@ -98,8 +117,9 @@ Codebook solve_codebook(const SortedSample& sample, Method method, int bits, con
     case Method::kLloydMax:
     case Method::kAuto: break;
   }
-  const Fit fit = fit_distribution(sample);
-  const LloydMaxResult pdf = solve_lloyd_max_pdf(fit.best_params(), lp);
+  const Fit own_fit = fit != nullptr ? Fit{} : fit_distribution(sample);
+  const Fit& used_fit = fit != nullptr ? *fit : own_fit;
+  const LloydMaxResult pdf = solve_lloyd_max_pdf(used_fit.best_params(), lp);
   if (method == Method::kParametric) return pdf.codebook;
   LloydMaxResult refined = solve_lloyd_max_split_merge(sample, pdf.codebook, lp);
   if (evidence != nullptr) *evidence = refined;
@@ -149,7 +169,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     q.grid = AffineGrid{static_cast<float>(u.scale), u.zero_point, u.q_min, u.q_max};
     for (std::int32_t k = 0; k <= u.q_max - u.q_min; ++k) stored.push_back(q.grid->level(static_cast<std::size_t>(k)));
   } else {
-    const Codebook solved = solve_codebook(sample, q.method, params.bits, params.lloyd, &evidence);
+    const Codebook solved = solve_codebook(sample, q.method, params.bits, params.lloyd, &evidence, &q.fit);
     stored.assign(solved.levels().begin(), solved.levels().end());
   }
   q.iterations = evidence.iterations;
@@ -158,13 +178,10 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   //    levels so the codes pick the nearest level that will really be reconstructed.
   for (double& level : stored) level = round_to_precision(level, params.precision);
   q.codebook = Codebook(std::move(stored));
-  std::vector<std::uint32_t> codes32(values.size());
-  q.codebook.encode(values, codes32);
   q.codes.resize(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) q.codes[i] = static_cast<std::uint8_t>(codes32[i]);
+  q.codebook.encode(values, q.codes);
   // 6. The error of what a runtime reconstructs.
-  const std::vector<float> reconstructed = dequantize(q.codebook, q.codes);
-  q.error = measure_error(values, reconstructed);
+  q.error = measure_code_error(values, q.codebook, q.codes);
   return q;
 }
 

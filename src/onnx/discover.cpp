@@ -6,6 +6,8 @@
 #include <array>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "pqtool/error.hpp"
@@ -207,6 +209,42 @@ const onnx::TensorProto& find_tensor_proto(const onnx::ModelProto& model, const 
   }
   throw Error(ErrorCode::kInternal, fmt::format("internal error: constant '{}' vanished from {}", t.name,
                                                 t.graph_label));
+}
+
+std::vector<onnx::TensorProto*> find_tensor_protos(onnx::ModelProto& model,
+                                                   const std::vector<const ConstTensor*>& tensors) {
+  // Per graph, its initializers and its Constant nodes' tensors by name. The first definition
+  // of a name wins, as in find_tensor_proto's scan.
+  struct GraphIndex {
+    std::unordered_map<std::string_view, onnx::TensorProto*> initializers;
+    std::unordered_map<std::string_view, onnx::TensorProto*> constants;
+  };
+  std::map<const onnx::GraphProto*, GraphIndex> indexes;
+  std::vector<onnx::TensorProto*> found;
+  found.reserve(tensors.size());
+  for (const ConstTensor* t : tensors) {
+    onnx::GraphProto& g = resolve_graph(model, t->graph);
+    auto [it, added] = indexes.try_emplace(&g);
+    GraphIndex& index = it->second;
+    if (added) {
+      for (auto& init : *g.mutable_initializer()) index.initializers.try_emplace(init.name(), &init);
+      for (auto& node : *g.mutable_node()) {
+        if (node.op_type() != "Constant" || node.output_size() != 1) continue;
+        for (auto& attr : *node.mutable_attribute()) {
+          if (attr.name() == "value" && attr.has_t()) {
+            index.constants.try_emplace(node.output(0), attr.mutable_t());
+            break;
+          }
+        }
+      }
+    }
+    const auto& by_name = t->storage == Storage::kInitializer ? index.initializers : index.constants;
+    const auto hit = by_name.find(t->name);
+    PQ_CHECK(hit != by_name.end(), ErrorCode::kInternal, "internal error: constant '{}' vanished from {}", t->name,
+             t->graph_label);
+    found.push_back(hit->second);
+  }
+  return found;
 }
 
 }  // namespace pqtool

@@ -59,6 +59,25 @@ TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
 }
 
 
+// Indices of `tensors` by decreasing element count (ties in index order): the schedule that
+// keeps the threads of a parallel_for busy until the end (longest processing time first).
+std::vector<std::size_t> largest_first(const std::vector<const ConstTensor*>& tensors) {
+  std::vector<std::size_t> order(tensors.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return tensors[a]->elements > tensors[b]->elements; });
+  return order;
+}
+
+// Frees a tensor's inline payload (raw_data or float_data) once its values have been read.
+void release_payload(onnx::TensorProto& t) {
+  if (t.has_raw_data()) {
+    std::string().swap(*t.mutable_raw_data());
+    t.clear_raw_data();
+  }
+  if (t.float_data_size() > 0) google::protobuf::RepeatedField<float>().Swap(t.mutable_float_data());
+}
+
 // Estimated protobuf bytes of a weight's lut dequantization subgraph besides its payload: the
 // nodes and the names they carry (three constants named after the weight, plus per bit plane a
 // constant, a Cast, a Gather and Reshapes with short generated names). The budget loop corrects
@@ -118,11 +137,13 @@ QuantizeJob resolve_format(QuantizeJob job) {
 std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
                                         const std::vector<std::size_t>& todo, const QuantizeJob& job) {
   std::vector<BudgetTensor> curves(todo.size());
+  std::vector<const ConstTensor*> todo_tensors;
+  for (std::size_t idx : todo) todo_tensors.push_back(&tensors[idx]);
+  const std::vector<onnx::TensorProto*> protos = find_tensor_protos(*model.proto, todo_tensors);
   parallel_for(todo.size(), job.threads, [&](std::size_t k) {
     const ConstTensor& t = tensors[todo[k]];
     const TensorPlan& p = plan.entries[todo[k]];
-    const std::vector<float> values =
-        read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), model.path.string());
+    const std::vector<float> values = read_float_tensor(*protos[k], model.path.parent_path(), model.path.string());
     for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
       if (!format_refusal(job.format, bits, scale_kind(p), model.opset()).empty()) continue;
       QuantizeParams qp;
@@ -250,14 +271,25 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       report.tensors.push_back(describe(tensors[e.tensor], e));
       if (e.quantize) chosen.push_back(e.tensor);
     }
-    // 3. Read, fit, solve and encode each weight.
+    // 3. Read, fit, solve and encode each weight. The largest weights go first, so the last ones
+    //    to finish are small and no thread idles behind a big one; every result lands in its own
+    //    slot k, so the output does not depend on the order or the thread count. Without a size
+    //    budget the model is quantized once, and each weight's payload is freed as soon as it is
+    //    read: the rewrite needs only its name, type and shape.
     std::vector<QuantizedWeight> quantized(chosen.size());
     std::atomic<std::size_t> done{0};
     notify("quantize", 0, chosen.size());
-    parallel_for(chosen.size(), job.threads, [&](std::size_t k) {
+    std::vector<const ConstTensor*> chosen_tensors;
+    for (std::size_t idx : chosen) chosen_tensors.push_back(&tensors[idx]);
+    const std::vector<onnx::TensorProto*> protos = find_tensor_protos(*model.proto, chosen_tensors);
+    const std::vector<std::size_t> order = largest_first(chosen_tensors);
+    const bool release_payloads = !job.target_size;
+    parallel_for(order.size(), job.threads, [&](std::size_t j) {
+      const std::size_t k = order[j];
       const ConstTensor& t = tensors[chosen[k]];
       const TensorPlan& p = plan.entries[chosen[k]];
-      const std::vector<float> values = read_float_tensor(find_tensor_proto(*model.proto, t), model.path.parent_path(), file);
+      const std::vector<float> values = read_float_tensor(*protos[k], model.path.parent_path(), file);
+      if (release_payloads) release_payload(*protos[k]);
       TensorReport& r = report.tensors[chosen[k]];
       quantized[k].tensor = &t;
       if (job.format == Format::kFp16) {

@@ -219,6 +219,22 @@ TEST(DiscoverTest, MainGraphConstantUsedOnlyInsideSubgraphIsAMainGraphWeight) {
   EXPECT_FALSE(find(ts, "bias")->is_weight);
 }
 
+TEST(DiscoverTest, BatchedLookupFindsWhatTheScanFinds) {
+  // find_tensor_protos indexes each graph once; it must return the very TensorProto that
+  // find_tensor_proto's scan returns, for initializers and Constant nodes, in subgraphs too.
+  ModelBuilder b = if_model("");
+  const Model model = in_memory(b);
+  const auto ts = discover_tensors(model);
+  std::vector<const ConstTensor*> all;
+  for (const ConstTensor& t : ts) all.push_back(&t);
+  std::reverse(all.begin(), all.end());  // any order, graphs interleaved
+  const std::vector<onnx::TensorProto*> found = find_tensor_protos(*model.proto, all);
+  ASSERT_EQ(found.size(), all.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(found[i], &find_tensor_proto(*model.proto, *all[i])) << all[i]->name;
+  }
+}
+
 TEST(DiscoverTest, OrderIsGraphByGraphDepthFirstAndDeterministic) {
   ModelBuilder b = if_model("");
   const Model model = in_memory(b);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -115,6 +116,43 @@ TEST(Codebook, DuplicateLevelsUseTheFirstIndex) {
     EXPECT_NE(cb.encode(x), 2u);
     EXPECT_NE(cb.encode(x), 3u);
   }
+}
+
+TEST(Codebook, ByteCodesMatchReferenceSearch) {
+  // The 8-bit span encoder and the branch-free search against the plain rule: std::lower_bound
+  // over the thresholds, then the first index of a run of equal levels. Every level count 1..256
+  // (thresholds padded to 2^m − 1 in every way), with and without duplicate levels.
+  constexpr std::size_t kMaxByteLevels = 256;
+  std::mt19937_64 rng(kSeed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::size_t count = 1; count <= kMaxByteLevels; ++count) {
+    for (const bool duplicates : {false, true}) {
+      std::vector<double> levels(count);
+      for (double& l : levels) l = static_cast<double>(normal(rng));
+      if (duplicates && count > 2) levels[1] = levels[2] = levels[0];
+      const Codebook cb(levels);
+      const std::vector<double> sorted(cb.levels().begin(), cb.levels().end());
+      std::vector<float> values(kValuesPerTrial);
+      for (float& v : values) v = 2.0f * normal(rng);
+      for (const double t : cb.thresholds()) values.push_back(static_cast<float>(t));
+      for (const double l : sorted) values.push_back(static_cast<float>(l));
+      std::vector<std::uint8_t> codes(values.size());
+      cb.encode(values, codes);
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        const double x = static_cast<double>(values[i]);
+        const auto below = static_cast<std::size_t>(
+            std::lower_bound(cb.thresholds().begin(), cb.thresholds().end(), x) - cb.thresholds().begin());
+        std::size_t expected = below;
+        while (expected > 0 && sorted[expected - 1] == sorted[expected]) --expected;
+        ASSERT_EQ(codes[i], expected) << "levels=" << count << " x=" << x;
+        ASSERT_EQ(cb.encode(x), expected) << "levels=" << count << " x=" << x;
+      }
+    }
+  }
+  const Codebook too_many(std::vector<double>(kMaxByteLevels + 1, 0.0));
+  std::vector<float> values(1);
+  std::vector<std::uint8_t> codes(1);
+  EXPECT_THROW(too_many.encode(values, codes), Error);
 }
 
 TEST(Codebook, RefusesBadLevels) {

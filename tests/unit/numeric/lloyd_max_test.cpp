@@ -568,3 +568,48 @@ TEST(LloydMaxSplitMerge, NeverWorseAndEscapesOutlierMinimum) {
     }
   }
 }
+
+namespace pqtool {
+namespace {
+
+/// The bounds are used to decide split–merge exchanges; they must hold and, on ordinary weights,
+/// be tight enough to decide almost every exchange without a pass over the sample.
+constexpr double kBoundsUsefulWidth = 1e-5;  ///< relative width expected on ordinary samples
+
+TEST(CodebookMseBounds, ContainTheMeasuredMse) {
+  std::mt19937_64 rng(kSeed);
+  std::student_t_distribution<double> student(3.0);
+  std::uniform_int_distribution<int> bits_of(1, 8);
+  // Offsets far from zero make the expansion S2 − 2yS1 + y²m cancel badly; tiny and huge
+  // scales probe the relative terms.
+  const double offsets[] = {0.0, 0.0, 1.0, 100.0};
+  const double scales[] = {1.0, 1e-20, 1e20, 0.02};
+  for (const std::size_t n : {1u, 2u, 127u, 4097u, 50'000u}) {
+    for (std::size_t v = 0; v < std::size(offsets); ++v) {
+      std::vector<float> values(n);
+      for (float& x : values) x = static_cast<float>(offsets[v] + scales[v] * student(rng));
+      const SortedSample sample(values);
+      for (int trial = 0; trial < 8; ++trial) {
+        const int bits = bits_of(rng);
+        const std::size_t count = std::size_t{1} << bits;
+        std::vector<double> levels(count);
+        // Levels from the sample (as Lloyd produces) or, every other trial, perturbed off it.
+        std::uniform_int_distribution<std::size_t> index(0, n - 1);
+        for (double& l : levels) {
+          l = static_cast<double>(sample[index(rng)]) * (trial % 2 == 0 ? 1.0 : 1.0 + 1e-3 * student(rng));
+        }
+        const Codebook codebook(levels);
+        const double mse = codebook_mse(sample, codebook);
+        const MseBounds b = codebook_mse_bounds(sample, codebook);
+        ASSERT_LE(b.lo, mse) << "n=" << n << " offset=" << offsets[v] << " bits=" << bits;
+        ASSERT_GE(b.hi, mse) << "n=" << n << " offset=" << offsets[v] << " bits=" << bits;
+        if (offsets[v] == 0.0 && mse > 0.0 && n > 2) {
+          EXPECT_LE(b.hi - b.lo, kBoundsUsefulWidth * mse) << "n=" << n << " bits=" << bits;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pqtool

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <random>
 #include <vector>
@@ -16,6 +19,37 @@ namespace {
 constexpr double kExactTolerance = 1e-12;      ///< sums of a few small values
 constexpr double kPrefixRelTolerance = 1e-13;  ///< prefix-sum difference vs a naive sum
 constexpr std::uint64_t kSeed = 20240601;
+/// Sizes around the comparison-sort cut-over and the radix passes, plus awkward ones.
+constexpr std::size_t kSortSizes[] = {0, 1, 2, 127, 511, 512, 513, 4097, 100'003};
+
+/// Bit patterns, so that −0.0 and +0.0 (equal as floats) are told apart.
+std::vector<std::uint32_t> bits_of(std::span<const float> v) {
+  std::vector<std::uint32_t> b(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) b[i] = std::bit_cast<std::uint32_t>(v[i]);
+  return b;
+}
+
+/// Inputs that stress the float keys: a Gaussian spread, many ties, signed zeros mixed with
+/// denormals and the extremes, one repeated value, and only negative values.
+std::vector<std::vector<float>> awkward_inputs(std::size_t n, std::mt19937_64& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> small(-3, 3);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::denorm_min(),
+                            -std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(),
+                            -std::numeric_limits<float>::min(), std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::lowest(), 1.0f, -1.0f,
+                            std::nextafter(std::numeric_limits<float>::min(), 0.0f)};
+  std::uniform_int_distribution<std::size_t> pick(0, std::size(specials) - 1);
+  std::vector<std::vector<float>> out(5, std::vector<float>(n));
+  for (std::size_t i = 0; i < n; ++i) {
+    out[0][i] = normal(rng);
+    out[1][i] = static_cast<float>(small(rng)) * 0.25f;
+    out[2][i] = specials[pick(rng)];
+    out[3][i] = 0.1f;
+    out[4][i] = -std::abs(normal(rng)) * 1e-30f;
+  }
+  return out;
+}
 
 TEST(SortedSample, SortsAndSums) {
   const std::vector<float> v = {3.0f, -1.0f, 2.0f, 2.0f, 0.5f};
@@ -107,6 +141,80 @@ TEST(SortedSample, PrefixSumsMatchNaiveSums) {
     for (std::size_t i = 1; i < n; ++i) distinct += s[i] != s[i - 1] ? 1 : 0;
     EXPECT_EQ(s.distinct_count(), distinct);
   }
+}
+
+TEST(SortFloats, OrderKeyIsMonotoneAndInvertible) {
+  // Ascending floats, −0.0 just before +0.0: their keys must ascend strictly and decode back.
+  const std::vector<float> ascending = {
+      std::numeric_limits<float>::lowest(), -1.0f, -std::numeric_limits<float>::min(),
+      -std::numeric_limits<float>::denorm_min(), -0.0f, 0.0f, std::numeric_limits<float>::denorm_min(),
+      std::nextafter(std::numeric_limits<float>::min(), 0.0f), std::numeric_limits<float>::min(), 1.0f,
+      std::numeric_limits<float>::max()};
+  for (std::size_t i = 0; i < ascending.size(); ++i) {
+    const std::uint32_t key = float_order_key(ascending[i]);
+    EXPECT_EQ(std::bit_cast<std::uint32_t>(float_from_order_key(key)), std::bit_cast<std::uint32_t>(ascending[i]));
+    if (i > 0) {
+      EXPECT_LT(float_order_key(ascending[i - 1]), key) << i;
+    }
+  }
+}
+
+TEST(SortFloats, MatchesStdSort) {
+  // The reference is std::sort with operator<, which leaves the order of −0.0 and +0.0
+  // unspecified; sort_floats must give the same values, and the same bit patterns once each run
+  // of zeros is put −0.0 first (the std::sort of the order keys).
+  std::mt19937_64 rng(kSeed);
+  for (const std::size_t n : kSortSizes) {
+    for (std::vector<float> input : awkward_inputs(n, rng)) {
+      std::vector<float> by_value = input;
+      std::sort(by_value.begin(), by_value.end());
+      std::vector<float> by_key = input;
+      std::sort(by_key.begin(), by_key.end(),
+                [](float a, float b) { return float_order_key(a) < float_order_key(b); });
+      std::vector<float> sorted = input;
+      sort_floats(sorted);
+      ASSERT_EQ(sorted, by_value) << "n=" << n;  // element-wise ==: −0.0 == +0.0
+      ASSERT_EQ(bits_of(sorted), bits_of(by_key)) << "n=" << n;
+      const SortedSample sample(input);
+      ASSERT_EQ(bits_of(sample.values()), bits_of(by_key)) << "n=" << n;
+      std::size_t distinct = n == 0 ? 0 : 1;
+      for (std::size_t i = 1; i < n; ++i) distinct += by_value[i] != by_value[i - 1] ? 1 : 0;
+      EXPECT_EQ(sample.distinct_count(), distinct) << "n=" << n;
+    }
+  }
+}
+
+TEST(SortedSample, HintedUpperBoundMatchesPlainSearch) {
+  // Every hint in [0, n] (and one past it) against std::upper_bound, for queries between, on
+  // and beyond the values, on samples with long runs of ties.
+  std::mt19937_64 rng(kSeed);
+  for (const std::size_t n : {1u, 2u, 127u, 4097u}) {
+    for (const std::vector<float>& input : awkward_inputs(n, rng)) {
+      const SortedSample s(input);
+      std::vector<double> queries = {-1e300, 1e300, 0.0, -0.0};
+      for (std::size_t i = 0; i < n; i += 1 + n / 64) {
+        queries.push_back(static_cast<double>(s[i]));
+        queries.push_back(std::nextafter(static_cast<double>(s[i]), 1e300));
+        queries.push_back(std::nextafter(static_cast<double>(s[i]), -1e300));
+      }
+      std::uniform_int_distribution<std::size_t> any_hint(0, n + 1);
+      for (const double x : queries) {
+        const std::size_t expected = s.upper_bound(x);
+        for (const std::size_t hint : {std::size_t{0}, n, n + 1, expected, any_hint(rng), any_hint(rng)}) {
+          ASSERT_EQ(s.upper_bound(x, hint), expected) << "n=" << n << " x=" << x << " hint=" << hint;
+        }
+      }
+    }
+  }
+}
+
+TEST(SortFloats, LargeSampleStillRefusesNonFinite) {
+  // NaN has no place in the key order; the sample refuses it before sorting, on the radix path too.
+  std::vector<float> v(4097, 1.0f);
+  v.back() = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(SortedSample{v}, Error);
+  v.back() = -std::numeric_limits<float>::infinity();
+  EXPECT_THROW(SortedSample{v}, Error);
 }
 
 }  // namespace

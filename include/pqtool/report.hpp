@@ -77,6 +77,9 @@ struct ModelReport {
 nlohmann::json to_json(const TensorReport& t);
 nlohmann::json to_json(const ModelReport& m);
 
+/// A tensor's dims as written in reports and tables: "16x8x3x3" (empty for a scalar).
+std::string shape_text(const std::vector<std::int64_t>& dims);
+
 /// Writes the reports to `path`: .json (an object for one model, an array for several), .jsonl,
 /// or .csv (one row per tensor). Atomic like model outputs.
 void write_report(const std::filesystem::path& path, const std::vector<ModelReport>& reports, bool force);

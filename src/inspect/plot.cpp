@@ -11,6 +11,7 @@
 #include "pqtool/atomic_file.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/inspect.hpp"
+#include "pqtool/report.hpp"
 #include "svg.hpp"
 
 namespace pqtool {
@@ -62,14 +63,7 @@ std::string count_label(int decade) {
   return fmt::format("1e{}", decade);
 }
 
-std::string shape_text(const std::vector<std::int64_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) {
-    if (i > 0) s += 'x';
-    s += std::to_string(dims[i]);
-  }
-  return s.empty() ? "scalar" : s;
-}
+std::string title_shape(const std::vector<std::int64_t>& dims) { return dims.empty() ? "scalar" : shape_text(dims); }
 
 std::string db_text(double x) { return std::isfinite(x) ? fmt::format("{:.1f}", x) : std::string("exact"); }
 
@@ -102,7 +96,7 @@ std::string histogram_svg(const TensorInspection& t) {
   const double bottom = kTop + plot_h;
 
   // 2. Title and legend.
-  const std::string title = fmt::format("{}  [{}]", t.name, shape_text(t.shape));
+  const std::string title = fmt::format("{}  [{}]", t.name, title_shape(t.shape));
   w.text(kLeft, 20.0, title, svg::Anchor::kStart, 14.0, "font-weight=\"bold\" fill=\"#111\"");
   w.text(kLeft, 38.0,
          fmt::format("fit: {} (KS Gaussian {:.4f}, Laplace {:.4f}); excess kurtosis {:.2f}; {} bits: SQNR {} dB",
@@ -216,7 +210,7 @@ std::vector<std::filesystem::path> write_plots(const std::filesystem::path& dir,
     rows += fmt::format(
         "<tr><td><a href=\"#t{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.3g}</td><td>{:.3g}</td>"
         "<td>{:.3g}</td><td>{:.3g}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{}</td>",
-        i, name, svg::escape(t.op), shape_text(t.shape), t.elements, t.stats.mean, t.stats.std, t.stats.min,
+        i, name, svg::escape(t.op), title_shape(t.shape), t.elements, t.stats.mean, t.stats.std, t.stats.min,
         t.stats.max, t.stats.excess_kurtosis, t.fit.ks_gaussian, t.fit.ks_laplace, to_string(t.fit.best));
     for (const BitsPrediction& p : t.predictions) rows += fmt::format("<td>{}</td>", db_text(p.sqnr_db));
     rows += "</tr>\n";

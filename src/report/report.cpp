@@ -24,11 +24,6 @@ std::string csv_escape(const std::string& s) {
   return out + "\"";
 }
 
-std::string shape_text(const std::vector<std::int64_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
-  return s;
-}
 
 std::string format_number(double x) {
   return std::isfinite(x) ? fmt::format("{:.9g}", x) : std::string();
@@ -104,6 +99,8 @@ nlohmann::json to_json(const ModelReport& m) {
   for (const TensorReport& t : m.tensors) j["tensors"].push_back(to_json(t));
   return j;
 }
+
+std::string shape_text(const std::vector<std::int64_t>& dims) { return fmt::format("{}", fmt::join(dims, "x")); }
 
 void write_report(const std::filesystem::path& path, const std::vector<ModelReport>& reports, bool force) {
   const std::string ext = path.extension().string();

@@ -8,16 +8,11 @@
 #include "cli.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/inspect.hpp"
+#include "pqtool/report.hpp"
 #include "text.hpp"
 
 namespace pqtool::cli {
 namespace {
-
-std::string shape_text(const std::vector<std::int64_t>& dims) {
-  std::string s;
-  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "x" : "") + std::to_string(dims[i]);
-  return s;
-}
 
 std::string fit_name(Distribution d) { return d == Distribution::kGaussian ? "gauss" : "laplace"; }
 

@@ -14,6 +14,7 @@
 
 #include "cli.hpp"
 #include "pqtool/error.hpp"
+#include "pqtool/report.hpp"
 #include "progress.hpp"
 #include "text.hpp"
 
@@ -42,8 +43,7 @@ void print_summary(std::FILE* out, const ModelReport& r, bool verbose) {
       continue;
     }
     if (!verbose) continue;
-    std::string shape;
-    for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(t.shape[i]);
+    const std::string shape = shape_text(t.shape);
     const double ks = std::min(t.fit.ks_gaussian, t.fit.ks_laplace);
     fmt::print(out, "{:<48} {:>14} {:>6} {:>4} {:>9} {:>9.4f} {:>10}\n", t.name.substr(0, 48), shape,
                to_string(t.fit.best).substr(0, 6), t.bits, db(t.sqnr_db), ks, t.bytes_out);

@@ -46,6 +46,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { performance } = require('perf_hooks');
+const { mulberry32 } = require('../../tests/ort/ort_common');
 
 const kRepoRoot = path.resolve(__dirname, '..', '..');
 const kOrtDir = path.join(kRepoRoot, 'tests', 'ort');
@@ -127,17 +128,6 @@ function parseArgs(argv) {
 
 // ---------------------------------------------------------------------------------------
 // Inputs: deterministic synthetic images in the shapes and normalisations PaddleOCR uses.
-
-function mulberry32(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A gray image: paper with mild noise, and lines of "words" made of glyph-like strokes.
 class Page {

@@ -9,6 +9,7 @@ const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
 const { spawnSync } = require('child_process');
+const { mulberry32 } = require('../ort/ort_common');
 
 const DATASET_VERSION = 1;
 
@@ -133,17 +134,6 @@ const STYLES = [
   ['#101010', '#ffffff'], ['#000000', '#ffffff'], ['#1a237e', '#ffffff'],
   ['#202020', '#f4f1e6'], ['#7f0000', '#ffffff'], ['#0b3d0b', '#eef6ee'],
 ];
-
-function mulberry32(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function findConvert() {
   for (const c of ['magick', '/usr/bin/convert', 'convert']) {

@@ -18,20 +18,9 @@
 const fs = require('fs');
 const path = require('path');
 
-let ort;
-try {
-  ort = require('onnxruntime-node');
-} catch (e) {
-  process.stderr.write(`run_batch.js: cannot load onnxruntime-node (run tests/ort/setup.sh): ${e.message}\n`);
-  process.exit(1);
-}
+const { requireOrt, TYPED } = require('./ort_common');
+const ort = requireOrt('run_batch.js');
 
-const TYPED = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array,
-  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
-  int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
-  bool: Uint8Array,
-};
 const LEVELS = ['disabled', 'basic', 'extended', 'all'];
 
 function loadInputs(specPath) {

@@ -21,21 +21,9 @@
 const fs = require('fs');
 const path = require('path');
 
-let ort;
-try {
-  ort = require('onnxruntime-node');
-} catch (e) {
-  process.stderr.write(`run_model.js: cannot load onnxruntime-node (run tests/ort/setup.sh): ${e.message}\n`);
-  process.exit(1);
-}
+const { requireOrt, TYPED, mulberry32 } = require('./ort_common');
+const ort = requireOrt('run_model.js');
 const { parseModel } = require('./onnx_lite');
-
-const TYPED = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array,
-  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
-  int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
-  bool: Uint8Array,
-};
 
 function usage(msg) {
   if (msg) process.stderr.write(`run_model.js: ${msg}\n`);
@@ -74,17 +62,6 @@ function parseArgs(argv) {
   if (!a.outDir) usage('--out-dir is required');
   if ((a.inputs === null) === (a.seed === null)) usage('give exactly one of --inputs and --random-inputs');
   return a;
-}
-
-function mulberry32(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // float32 -> IEEE half bits (round to nearest even)

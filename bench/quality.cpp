@@ -53,6 +53,7 @@
 #include "pqtool/model.hpp"
 #include "pqtool/optimal.hpp"
 #include "pqtool/plan.hpp"
+#include "pqtool/rewrite.hpp"
 #include "pqtool/quantize.hpp"
 #include "pqtool/sample.hpp"
 #include "pqtool/uniform.hpp"
@@ -74,12 +75,19 @@ struct LayoutRequest {
   std::string_view label;
   Granularity granularity;
   std::size_t block_size;
+  int scale_bits = 0;  ///< 0: fp16 scales; else log-domain scale codes of this many bits
 };
-constexpr std::array<LayoutRequest, 4> kLayouts{{
+constexpr int kLogScaleBits = kDefaultScaleBits;
+constexpr std::array<LayoutRequest, 9> kLayouts{{
     {"channel", Granularity::kChannel, kDefaultBlockSize},
     {"block 32", Granularity::kBlock, 32},
     {"block 64", Granularity::kBlock, 64},
     {"block 128", Granularity::kBlock, 128},
+    {"channel, 6-bit log scales", Granularity::kChannel, kDefaultBlockSize, kLogScaleBits},
+    {"block 16, 6-bit log scales", Granularity::kBlock, 16, kLogScaleBits},
+    {"block 32, 6-bit log scales", Granularity::kBlock, 32, kLogScaleBits},
+    {"block 64, 6-bit log scales", Granularity::kBlock, 64, kLogScaleBits},
+    {"default", kDefaultGranularity, kDefaultBlockSize, kDefaultScaleBits},
 }};
 constexpr int kChannelLayout = 0;
 
@@ -108,7 +116,10 @@ struct Row {
 };
 
 // The rows of every table, in print order.
-const std::array<Row, 16> kRows{{
+constexpr std::string_view kDefaultLayoutText = "auto, -g block --block-size 32 --scale-bits 6";
+static_assert(kDefaultGranularity == Granularity::kBlock && kDefaultBlockSize == 32 && kDefaultScaleBits == 6,
+              "kDefaultLayoutText describes the defaults");
+const std::array<Row, 21> kRows{{
     {.method = "pqtool parametric", .granularity = "tensor", .kind = RowKind::kPqtoolTensor,
      .pq_method = Method::kParametric},
     {.method = "pqtool lloyd-max", .granularity = "tensor", .kind = RowKind::kPqtoolTensor},
@@ -117,6 +128,12 @@ const std::array<Row, 16> kRows{{
     {.method = "pqtool lloyd-max", .granularity = "block 32", .kind = RowKind::kPqtoolScaled, .layout = 1},
     {.method = "pqtool lloyd-max", .granularity = "block 64", .kind = RowKind::kPqtoolScaled, .layout = 2},
     {.method = "pqtool lloyd-max", .granularity = "block 128", .kind = RowKind::kPqtoolScaled, .layout = 3},
+    {.method = "pqtool lloyd-max", .granularity = "channel, 6-bit log scales", .kind = RowKind::kPqtoolScaled, .layout = 4},
+    {.method = "pqtool lloyd-max", .granularity = "block 16, 6-bit log scales", .kind = RowKind::kPqtoolScaled, .layout = 5},
+    {.method = "pqtool lloyd-max", .granularity = "block 32, 6-bit log scales", .kind = RowKind::kPqtoolScaled, .layout = 6},
+    {.method = "pqtool lloyd-max", .granularity = "block 64, 6-bit log scales", .kind = RowKind::kPqtoolScaled, .layout = 7},
+    {.method = "pqtool default", .granularity = kDefaultLayoutText, .kind = RowKind::kPqtoolScaled, .pq_method = Method::kAuto,
+     .layout = 8},
     {.method = "uniform sym min-max", .granularity = "tensor", .kind = RowKind::kUniformSymmetric,
      .clip = ClipMethod::kMinMax, .min_bits = kMinSymmetricBits},
     {.method = "uniform sym MSE-search", .granularity = "tensor", .kind = RowKind::kUniformSymmetric,
@@ -263,10 +280,17 @@ void run_tensor(const Weight& w, int bits, std::array<Cell, kRows.size()>& cells
         qp.method = row.pq_method;
         qp.bits = bits;
         qp.precision = precision_of(w.type);
-        if (row.kind == RowKind::kPqtoolScaled) qp.groups = w.layouts[static_cast<std::size_t>(row.layout)];
+        double scale_bits = 0.0;
+        if (row.kind == RowKind::kPqtoolScaled) {
+          const LayoutRequest& request = kLayouts[static_cast<std::size_t>(row.layout)];
+          qp.groups = w.layouts[static_cast<std::size_t>(row.layout)];
+          qp.scale_bits = request.scale_bits;
+        }
         const TensorQuantization q = quantize_tensor(values, qp);
-        cell = from_error(q.error, code_bits + codebook_bits(bits, w.type) +
-                                       kFp16ScaleBits * static_cast<double>(q.scales.size()));
+        // The bytes the lut format stores for the scales: fp16 each, or packed log-domain codes
+        // plus the weight's offset and stride.
+        if (!q.scales.empty()) scale_bits = 8.0 * static_cast<double>(lut_scale_bytes(q.scales.size(), q.scale_bits));
+        cell = from_error(q.error, code_bits + codebook_bits(bits, w.type) + scale_bits);
         if (row.kind == RowKind::kPqtoolTensor && row.pq_method == Method::kLloydMax) lloyd_error = q.error.sum_squares_error;
         break;
       }
@@ -347,6 +371,7 @@ ModelResult run_model(const std::filesystem::path& path, const std::vector<int>&
     PlanOptions options;
     options.granularity = request.granularity;
     options.block_size = request.block_size;
+    options.scale_bits = request.scale_bits;
     layout_plans.push_back(make_plan(tensors, options));
   }
   // 3. How many of the selected tensors the plan at each bit width would leave in float.

@@ -14,6 +14,7 @@ struct BudgetOption {
   int bits = 0;             ///< 1..8, or 0 for "keep in float"
   std::uint64_t bytes = 0;  ///< stored bytes with this option
   double sse = 0.0;         ///< Σ(w − ŵ)² with this option
+  bool per_tensor = false;  ///< one codebook for the whole tensor instead of the planned scales
 };
 
 struct BudgetTensor {

@@ -31,14 +31,18 @@ struct GranularityInfo {
 
 inline constexpr std::array<GranularityInfo, 3> kGranularities{{
     {Granularity::kTensor, "tensor", "one codebook per tensor"},
-    {Granularity::kChannel, "channel", "shared codebook, one fp16 scale per output channel"},
-    {Granularity::kBlock, "block", "shared codebook, one fp16 scale per block of --block-size along the reduction axis"},
+    {Granularity::kChannel, "channel", "shared codebook, one scale per output channel"},
+    {Granularity::kBlock, "block", "shared codebook, one scale per block of --block-size along the reduction axis"},
 }};
+
+/// The default: a shared codebook and a 6-bit log-domain scale per block of 32 along the
+/// reduction axis (4 + 6/32 bits per weight plus the codebook at 4 bits; see scaled.hpp).
+constexpr Granularity kDefaultGranularity = Granularity::kBlock;
 
 std::string_view to_string(Granularity g);
 std::optional<Granularity> parse_granularity(std::string_view name);
 
-constexpr std::size_t kDefaultBlockSize = 64;
+constexpr std::size_t kDefaultBlockSize = 32;
 
 /// A weight seen as [pre, reduce, post]: `reduce` is the extent its consumer sums over (Conv:
 /// I·kh·kw, MatMul [K, N]: K with post = N, Gemm per transB, Gather rows: the embedding).
@@ -62,8 +66,13 @@ struct PlanOptions {
   int bits = 4;                                   ///< default bits per weight, 1..8
   Method method = Method::kAuto;                  ///< how levels are chosen
   std::uint64_t min_elements = kDefaultMinElements;  ///< smaller weights are skipped
-  Granularity granularity = Granularity::kTensor;    ///< where scales apply
+  Granularity granularity = kDefaultGranularity;      ///< where scales apply
   std::size_t block_size = kDefaultBlockSize;        ///< elements per block (Granularity::kBlock)
+  /// The granularity is the default, not a choice: a format that cannot store it at the model's
+  /// opset (qdq) then uses the finest it can instead of refusing.
+  bool granularity_is_default = false;
+  /// Channel/block scales as log-domain codes of this many bits (see scaled.hpp); 0: fp16.
+  int scale_bits = kDefaultScaleBits;
   std::vector<std::string> exclude;               ///< ECMAScript regexes over tensor names (full match)
   std::vector<BitsOverride> overrides;            ///< applied in order, last match wins
   /// Every float constant is a candidate, not only weight inputs (fp16: a Cast restores the type

@@ -57,9 +57,11 @@ struct QuantizeParams {
   int bits = 4;                                     ///< 2^bits levels, 1..8
   LloydMaxParams lloyd;                             ///< iteration cap and tolerance (bits is overwritten)
   LevelPrecision precision = LevelPrecision::kFloat32;  ///< storage precision of the levels
-  /// With a layout: one shared codebook and an fp16 scale per group (quantize_scaled); without,
+  /// With a layout: one shared codebook and a scale per group (quantize_scaled); without,
   /// one codebook for the whole tensor.
   std::optional<GroupLayout> groups;
+  /// Scales as log-domain codes of this many bits (ScaledParams::scale_bits); 0: fp16 scales.
+  int scale_bits = 0;
 };
 
 /// Error of a reconstruction against the original values.
@@ -87,7 +89,12 @@ struct TensorQuantization {
   Fit fit;
   Codebook codebook;                  ///< levels as stored (rounded to the storage precision)
   std::vector<std::uint8_t> codes;    ///< one code per value, in the input order
-  std::vector<float> scales;          ///< per group, as stored (empty: one codebook per tensor)
+  std::vector<float> scales;          ///< per group, as decoded (empty: one codebook per tensor)
+  /// Log-domain scales (scale_bits > 0): scales[g] = log_scale_value(scale_base + scale_stride · scale_codes[g]).
+  std::vector<std::uint8_t> scale_codes;
+  int scale_bits = 0;
+  int scale_base = 0;
+  int scale_stride = 1;
   /// For uniform levels: the integer grid (DequantizeLinear's form) the codes index.
   std::optional<AffineGrid> grid;
   int iterations = 0;                 ///< Lloyd iterations on the data (0 for parametric)

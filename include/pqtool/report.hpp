@@ -35,7 +35,8 @@ struct TensorReport {
   std::string method;
   int bits = 0;
   std::string granularity = "tensor";
-  std::size_t scale_groups = 0;  ///< fp16 scales stored (0 for one codebook per tensor)
+  std::size_t scale_groups = 0;  ///< scales stored (0 for one codebook per tensor)
+  int scale_bits = 0;            ///< bits per stored scale code (0: fp16 scales, or none)
   std::string note;              ///< e.g. why the granularity differs from the one requested
   std::vector<double> levels;
   double clip_min = 0.0;

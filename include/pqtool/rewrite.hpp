@@ -66,8 +66,14 @@ struct QuantizedWeight {
   std::vector<double> levels;        ///< 2^bits codebook levels, already in the weight's precision
   std::vector<std::uint8_t> codes;   ///< one code per element, row-major
   /// With per-group scales: ŵ = levels[code] · scales[group] over `layout`; empty for one
-  /// codebook per tensor. Scales are stored as fp16 (they must be fp16-exact).
+  /// codebook per tensor. Without scale codes, scales are stored as fp16 (they must be fp16-exact).
   std::vector<float> scales;
+  /// Log-domain scales (scale_bits > 0): scales[g] = log_scale_value(scale_base + scale_stride · scale_codes[g]),
+  /// stored as scale_bits-bit codes into a per-graph table of log_scale_value.
+  std::vector<std::uint8_t> scale_codes;
+  int scale_bits = 0;
+  int scale_base = 0;
+  int scale_stride = 1;
   GroupLayout layout;
   /// Uniform levels: the integer grid (qdq stores grid.integer(code)).
   std::optional<AffineGrid> grid;
@@ -86,6 +92,11 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
 
 /// Bytes the lut format stores for one weight: packed codes plus the codebook.
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type);
+/// Names of a lut weight's scale-code bit planes: prefix + "0", "1", ... ("W.pq.s6_0").
+std::string scale_plane_prefix(const std::string& weight, int scale_bits);
+/// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or packed
+/// scale_bits-bit codes plus the weight's int32 offset into its graph's scale table and stride.
+std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits);
 /// Bytes the qdq format stores: the integers (1 byte, or half a byte for int4) plus a float32
 /// scale and (when non-zero) a zero point per scale group.
 std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point);

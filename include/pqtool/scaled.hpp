@@ -20,18 +20,51 @@ namespace pqtool {
 
 constexpr int kDefaultScaledRounds = 12;
 
+/// Log-domain scales: a stored scale is 2^(e / kScaleStepsPerOctave) for an integer exponent e
+/// on a weight's own window e = base + m·k, k = 0 … 2^scale_bits − 1, and the weight stores k as a
+/// `scale_bits`-bit code. The window ends at the weight's largest scale and its stride m (1 to
+/// kMaxScaleStride) is the smallest that reaches down to 99% of its groups' scales: steps of
+/// 2^(m/16), so a scale is within ±2.2%·m of the least-squares one. This is how per-block scales
+/// cost 6 bits instead of fp16's 16.
+constexpr int kScaleStepsPerOctave = 16;
+constexpr int kDefaultScaleBits = 6;
+constexpr int kMinScaleBits = 2;
+constexpr int kMaxScaleBits = 8;
+constexpr int kMaxScaleStride = 16;
+
+/// The float32 a scale exponent e = 16·k + f (0 <= f < 16) stands for:
+/// log_scale_fraction(f) · 2^k, e limited so the value is a normal float. The one function every
+/// encoder and decoder uses; the product is exact, so a runtime multiplying the two float32
+/// factors gets the same bits.
+float log_scale_value(int exponent);
+/// floor(e / kScaleStepsPerOctave): the octave k of e = 16·k + f.
+int scale_octave(int exponent);
+/// float(2^(f / kScaleStepsPerOctave)) for 0 <= f < kScaleStepsPerOctave.
+float log_scale_fraction(int step);
+/// Smallest and largest exponents whose value is a normal float32.
+constexpr int kMinScaleExponent = -126 * kScaleStepsPerOctave;
+constexpr int kMaxScaleExponent = 127 * kScaleStepsPerOctave;
+
 struct ScaledParams {
   int bits = 4;                                        ///< 2^bits shared levels
   Method method = Method::kLloydMax;                   ///< initial codebook; parametric and uniform keep it fixed
   LloydMaxParams lloyd;                                ///< for the initial codebook
   int rounds = kDefaultScaledRounds;                   ///< alternating minimisation rounds
   LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how levels are stored
-  LevelPrecision scale_precision = LevelPrecision::kFloat16;     ///< how scales are stored
+  LevelPrecision scale_precision = LevelPrecision::kFloat16;     ///< how scales are stored (scale_bits = 0)
+  /// > 0: scales are stored as log-domain codes of this many bits (see kScaleStepsPerOctave)
+  /// instead of at scale_precision.
+  int scale_bits = 0;
 };
 
 struct ScaledQuantization {
   Codebook codebook;                 ///< shared levels, as stored
-  std::vector<float> scales;         ///< one per group, as stored (rounded to scale_precision)
+  std::vector<float> scales;         ///< one per group, as decoded (rounded to scale_precision, or log_scale_value)
+  /// Log-domain scales (scale_bits > 0):
+  /// scales[g] = log_scale_value(scale_base + scale_stride · scale_codes[g]).
+  std::vector<std::uint8_t> scale_codes;
+  int scale_base = 0;
+  int scale_stride = 1;
   std::vector<std::uint8_t> codes;   ///< one per element
   /// Uniform method: the shared levels are the integers q − zero_point (grid.scale = 1) and the
   /// group scales carry the step, so ŵ = float(q − z) · s_g exactly as DequantizeLinear computes.
@@ -47,7 +80,10 @@ struct ScaledQuantization {
 ///   3. s_g   = Σ_{j∈g} w_j c[q_j] / Σ_{j∈g} c[q_j]²              (scales given q, c)
 /// starting from RMS-normalised groups and the Lloyd–Max codebook of the normalised values.
 /// Each step cannot raise the error, so the history is non-increasing until the final rounding
-/// of levels and scales to their storage precision.
+/// of levels and scales to their storage precision. With log-domain scales the solution is then
+/// moved onto the exponent grid and refined there: a few rounds of levels (step 2), each group's
+/// best grid scale between half and twice its least-squares scale, codes re-chosen for each
+/// (step 3 on the grid, a search rather than a formula), and codes (step 1).
 ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLayout& layout,
                                    const ScaledParams& params);
 

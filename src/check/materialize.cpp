@@ -23,6 +23,7 @@
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
 #include "pqtool/packing.hpp"
+#include "pqtool/rewrite.hpp"
 
 namespace pqtool {
 namespace {
@@ -31,7 +32,8 @@ constexpr int kMaxDepth = 16;  // nodes followed from a weight back to its const
 constexpr int kDataTypeUint4 = 21;
 constexpr int kDataTypeInt4 = 22;
 constexpr std::string_view kLutMarker = ".pq.";
-constexpr std::string_view kSharedTablePrefix = "pqtool_unpack_";
+// The per-graph tables lut weights share: bit-plane unpacking and the log-domain scale factors.
+constexpr std::array<std::string_view, 2> kSharedTablePrefixes{"pqtool_unpack_", "pqtool_scale_"};
 
 // Every constant and every node output of the model, over all graphs, by name.
 class GraphIndex {
@@ -150,6 +152,89 @@ std::vector<std::int64_t> read_int_tensor(const onnx::TensorProto& t, const Mode
   return out;
 }
 
+// n codes of `bits` bits from the bit planes "<prefix>0", "<prefix>1", ... (planes of 4, 2, 1 or 8
+// bits, lowest first, see packing.hpp) of lut weight `name`.
+std::vector<std::uint8_t> read_codes(const Model& m, const GraphIndex& index, const std::string& name,
+                                     const std::string& prefix, int bits, std::size_t n) {
+  const std::string file = file_of(m);
+  std::vector<BitPlane> planes;
+  int shift = 0;
+  for (int width : plane_widths(bits)) {
+    const std::string plane_name = fmt::format("{}{}", prefix, planes.size());
+    const onnx::TensorProto* t = index.constant(plane_name);
+    PQ_CHECK(t != nullptr && t->data_type() == onnx::TensorProto::UINT8, ErrorCode::kBadInput,
+             "{}: weight '{}': bit plane '{}' is missing or not uint8", file, name, plane_name);
+    BitPlane plane;
+    plane.width = width;
+    plane.shift = shift;
+    const std::optional<std::string> raw = read_raw_payload(*t, m.path.parent_path(), file);
+    if (raw) {
+      plane.bytes.assign(raw->begin(), raw->end());
+    } else {
+      for (int v : t->int32_data()) plane.bytes.push_back(static_cast<std::uint8_t>(v));
+    }
+    PQ_CHECK(plane.bytes.size() == packed_bytes(n, width), ErrorCode::kBadInput,
+             "{}: weight '{}': bit plane '{}' has {} bytes, {} values need {}", file, name, plane_name,
+             plane.bytes.size(), n, packed_bytes(n, width));
+    shift += width;
+    planes.push_back(std::move(plane));
+  }
+  return unpack_codes(planes, n);
+}
+
+// Log-domain scales of lut weight `name` (rewrite.cpp): codes in the planes "<name>.pq.s<bits>_<k>",
+// times the stride "<name>.pq.sstride" plus the offset "<name>.pq.soffset", index the table that the Gather producing "<name>.pq.sv"
+// reads. nullopt when the weight has no scale codes.
+std::optional<std::vector<float>> read_log_scales(const Model& m, const GraphIndex& index, const std::string& name,
+                                                  std::size_t groups) {
+  const onnx::NodeProto* gather = index.producer(name + ".pq.sv");
+  const onnx::TensorProto* offset_t = index.constant(name + ".pq.soffset");
+  if (gather == nullptr || offset_t == nullptr) return std::nullopt;
+  const std::string file = file_of(m);
+  // The table: Reshape(Mul(octaves [K, 1], fractions [1, F]), [-1]), row-major products in float32.
+  PQ_CHECK(gather->op_type() == "Gather" && gather->input_size() == 2, ErrorCode::kBadInput,
+           "{}: weight '{}': its scales are not a Gather", file, name);
+  const onnx::NodeProto* flatten = index.producer(gather->input(0));
+  const onnx::NodeProto* product = flatten != nullptr && flatten->op_type() == "Reshape" && flatten->input_size() == 2
+                                       ? index.producer(flatten->input(0))
+                                       : nullptr;
+  const onnx::TensorProto* octaves_t =
+      product != nullptr && product->op_type() == "Mul" && product->input_size() == 2 ? index.constant(product->input(0)) : nullptr;
+  const onnx::TensorProto* fractions_t = octaves_t != nullptr ? index.constant(product->input(1)) : nullptr;
+  PQ_CHECK(fractions_t != nullptr && is_float(*octaves_t) && is_float(*fractions_t) && octaves_t->dims_size() == 2 &&
+               octaves_t->dims(1) == 1 && fractions_t->dims_size() == 2 && fractions_t->dims(0) == 1,
+           ErrorCode::kBadInput, "{}: weight '{}': its scale table is not octaves [K, 1] times fractions [1, F]", file,
+           name);
+  const std::vector<float> octaves = read_float_tensor(*octaves_t, m.path.parent_path(), file);
+  const std::vector<float> fractions = read_float_tensor(*fractions_t, m.path.parent_path(), file);
+  std::vector<float> table;
+  for (float o : octaves) {
+    for (float f : fractions) table.push_back(o * f);
+  }
+  const std::vector<std::int64_t> offset = read_int_tensor(*offset_t, m);
+  PQ_CHECK(offset.size() == 1, ErrorCode::kBadInput, "{}: weight '{}': scale offset is not a scalar", file, name);
+  // The planes are named after the code width: "<name>.pq.s<bits>_<plane>".
+  int bits = 0;
+  for (int b = kMinBits; b <= kMaxBits && bits == 0; ++b) {
+    if (index.constant(scale_plane_prefix(name, b) + "0") != nullptr) bits = b;
+  }
+  PQ_CHECK(bits > 0, ErrorCode::kBadInput, "{}: weight '{}': scale code planes are missing", file, name);
+  const std::vector<std::uint8_t> codes = read_codes(m, index, name, scale_plane_prefix(name, bits), bits, groups);
+  const onnx::TensorProto* stride_t = index.constant(name + ".pq.sstride");
+  PQ_CHECK(stride_t != nullptr, ErrorCode::kBadInput, "{}: weight '{}': scale codes without their stride", file, name);
+  const std::vector<std::int64_t> stride_v = read_int_tensor(*stride_t, m);
+  PQ_CHECK(stride_v.size() == 1, ErrorCode::kBadInput, "{}: weight '{}': scale stride is not a scalar", file, name);
+  const std::int64_t stride = stride_v[0];
+  std::vector<float> scales(groups);
+  for (std::size_t g = 0; g < groups; ++g) {
+    const std::int64_t j = offset[0] + stride * codes[g];
+    PQ_CHECK(j >= 0 && static_cast<std::size_t>(j) < table.size(), ErrorCode::kBadInput,
+             "{}: weight '{}': scale index {} is outside its table of {}", file, name, j, table.size());
+    scales[g] = table[static_cast<std::size_t>(j)];
+  }
+  return scales;
+}
+
 // A pqtool lut weight: codes in bit planes "<name>.pq.p<k>" (planes of 4, 2, 1 or 8 bits,
 // lowest first, see packing.hpp), looked up in "<name>.pq.codebook"; with "<name>.pq.scales" the
 // group view "<name>.pq.shape" = [pre, groups, block, post] and one fp16 scale per group,
@@ -173,45 +258,32 @@ std::optional<std::vector<float>> decode_lut(const Model& m, const GraphIndex& i
     n *= static_cast<std::size_t>(d);
   }
   // 1. Bit planes.
-  std::vector<BitPlane> planes;
-  int shift = 0;
-  for (int width : plane_widths(bits)) {
-    const std::string plane_name = fmt::format("{}.pq.p{}", name, planes.size());
-    const onnx::TensorProto* t = index.constant(plane_name);
-    PQ_CHECK(t != nullptr && t->data_type() == onnx::TensorProto::UINT8, ErrorCode::kBadInput,
-             "{}: weight '{}': bit plane '{}' is missing or not uint8", file, name, plane_name);
-    BitPlane plane;
-    plane.width = width;
-    plane.shift = shift;
-    const std::optional<std::string> raw = read_raw_payload(*t, dir, file);
-    if (raw) {
-      plane.bytes.assign(raw->begin(), raw->end());
-    } else {
-      for (int v : t->int32_data()) plane.bytes.push_back(static_cast<std::uint8_t>(v));
-    }
-    PQ_CHECK(plane.bytes.size() == packed_bytes(n, width), ErrorCode::kBadInput,
-             "{}: weight '{}': bit plane '{}' has {} bytes, {} values need {}", file, name, plane_name,
-             plane.bytes.size(), n, packed_bytes(n, width));
-    shift += width;
-    planes.push_back(std::move(plane));
-  }
+  const std::vector<std::uint8_t> codes = read_codes(m, index, name, name + ".pq.p", bits, n);
   // 2. Codes through the codebook.
-  const std::vector<std::uint8_t> codes = unpack_codes(planes, n);
   std::vector<float> w(n);
   for (std::size_t i = 0; i < n; ++i) {
     PQ_CHECK(codes[i] < codebook.size(), ErrorCode::kBadInput, "{}: weight '{}': code {} at {} is past the codebook",
              file, name, codes[i], i);
     w[i] = codebook[codes[i]];
   }
-  // 3. Per-group scales.
-  if (const onnx::TensorProto* scales_t = index.constant(name + ".pq.scales")) {
+  // 3. Per-group scales: fp16, or log-domain codes into the graph's scale table.
+  const onnx::TensorProto* scales_t = index.constant(name + ".pq.scales");
+  if (scales_t != nullptr || index.producer(name + ".pq.sv") != nullptr) {
     PQ_CHECK(view.size() == 4, ErrorCode::kBadInput, "{}: weight '{}' has scales but no group view", file, name);
-    const std::vector<float> scales = read_float_tensor(*scales_t, dir, file);
     GroupLayout layout;
     layout.pre = static_cast<std::size_t>(view[0]);
     layout.groups = static_cast<std::size_t>(view[1]);
     layout.block = static_cast<std::size_t>(view[2]);
     layout.post = static_cast<std::size_t>(view[3]);
+    std::vector<float> scales;
+    if (scales_t != nullptr) {
+      scales = read_float_tensor(*scales_t, dir, file);
+    } else {
+      std::optional<std::vector<float>> log_scales = read_log_scales(m, index, name, layout.scale_count());
+      PQ_CHECK(log_scales.has_value(), ErrorCode::kBadInput, "{}: weight '{}': scale codes without their offset", file,
+               name);
+      scales = std::move(*log_scales);
+    }
     PQ_CHECK(scales.size() == layout.scale_count(), ErrorCode::kBadInput,
              "{}: weight '{}' has {} scales, its group view needs {}", file, name, scales.size(), layout.scale_count());
     for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * scales[layout.group_of(i)];
@@ -518,9 +590,14 @@ WeightStorage measure_weight_storage(const Model& model) {
           shape != nullptr && index.constant(name + ".pq.codebook") != nullptr) {
         std::uint64_t n = 1;
         for (std::int64_t d : read_int_tensor(*shape, model)) n *= static_cast<std::uint64_t>(std::max<std::int64_t>(d, 0));
-        std::uint64_t bytes = payload_of(index, name + ".pq.codebook") + payload_of(index, name + ".pq.scales");
-        for (int p = 0; index.constant(fmt::format("{}.pq.p{}", name, p)) != nullptr; ++p) {
-          bytes += payload_of(index, fmt::format("{}.pq.p{}", name, p));
+        std::uint64_t bytes = payload_of(index, name + ".pq.codebook") + payload_of(index, name + ".pq.scales") +
+                              payload_of(index, name + ".pq.soffset") + payload_of(index, name + ".pq.sstride");
+        std::vector<std::string> prefixes{name + ".pq.p"};
+        for (int b = kMinBits; b <= kMaxBits; ++b) prefixes.push_back(scale_plane_prefix(name, b));
+        for (const std::string& prefix : prefixes) {
+          for (int p = 0; index.constant(fmt::format("{}{}", prefix, p)) != nullptr; ++p) {
+            bytes += payload_of(index, fmt::format("{}{}", prefix, p));
+          }
         }
         ++s.quantized_tensors;
         s.quantized_elements += n;
@@ -556,7 +633,9 @@ WeightStorage measure_weight_storage(const Model& model) {
   // The lut format's unpack tables are shared by every weight of a graph; they count once.
   if (s.quantized_tensors > 0) {
     for (const auto& [name, t] : index.constants()) {
-      if (name.rfind(kSharedTablePrefix, 0) == 0) s.quantized_bytes += tensor_payload_bytes(*t);
+      for (std::string_view prefix : kSharedTablePrefixes) {
+        if (name.rfind(prefix, 0) == 0) s.quantized_bytes += tensor_payload_bytes(*t);
+      }
     }
   }
   return s;

@@ -146,10 +146,15 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     sp.method = q.method;
     sp.lloyd = params.lloyd;
     sp.codebook_precision = params.precision;
+    sp.scale_bits = params.scale_bits;
     ScaledQuantization s = quantize_scaled(values, *params.groups, sp);
     q.codebook = std::move(s.codebook);
     q.codes = std::move(s.codes);
     q.scales = std::move(s.scales);
+    q.scale_codes = std::move(s.scale_codes);
+    q.scale_bits = params.scale_bits;
+    q.scale_base = s.scale_base;
+    q.scale_stride = s.scale_stride;
     q.grid = s.grid;
     q.iterations = s.rounds;
     q.error = s.error;

@@ -29,6 +29,19 @@ void for_each_group(const GroupLayout& l, Fn fn) {
   }
 }
 
+/// Rounds of refinement on the exponent grid after the continuous solution (log-domain scales).
+constexpr int kLogScaleRounds = 3;
+/// Exponent steps searched on each side of a group's least-squares scale: scales from half to
+/// twice it. The least-squares scale is only a local optimum for the codes it was computed from;
+/// re-choosing codes for scales this far away finds better ones (on PP-OCR det at 4 bits, a
+/// reach of 2^(8/16) gives 22.2 dB, 2^(16/16) 22.5 dB, 2^(32/16) 22.51 dB).
+constexpr long kScaleSearch = kScaleStepsPerOctave;
+/// Fraction of non-zero groups a log-domain scale window may leave below its smallest scale.
+constexpr double kScaleWindowTail = 0.01;
+
+// The elements of group g: first index and stride (see GroupLayout).
+std::size_t group_start(const GroupLayout& l, std::size_t g) { return (g / l.post) * l.block * l.post + g % l.post; }
+
 /// Largest finite fp16, the ceiling for stored scales.
 constexpr double kMaxFp16 = 65504.0;
 
@@ -40,6 +53,21 @@ double round_scale(double s, LevelPrecision precision) {
 }
 
 }  // namespace
+
+float log_scale_value(int exponent) {
+  exponent = std::clamp(exponent, kMinScaleExponent, kMaxScaleExponent);
+  const int octave = scale_octave(exponent);
+  return std::ldexp(log_scale_fraction(exponent - octave * kScaleStepsPerOctave), octave);
+}
+
+int scale_octave(int exponent) {
+  return exponent >= 0 ? exponent / kScaleStepsPerOctave
+                       : -((-exponent + kScaleStepsPerOctave - 1) / kScaleStepsPerOctave);
+}
+
+float log_scale_fraction(int step) {
+  return static_cast<float>(std::exp2(static_cast<double>(step) / kScaleStepsPerOctave));
+}
 
 std::vector<float> dequantize_scaled(const ScaledQuantization& q, const GroupLayout& layout) {
   std::vector<float> out(layout.count());
@@ -63,9 +91,11 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     scale[g] += static_cast<double>(values[i]) * values[i];
     count[g] += 1.0;
   });
+  std::vector<bool> zero_group(groups, false);
   for (std::size_t g = 0; g < groups; ++g) {
     scale[g] = std::sqrt(scale[g] / count[g]);
-    if (!(scale[g] > 0.0)) scale[g] = 1.0;
+    zero_group[g] = !(scale[g] > 0.0);
+    if (zero_group[g]) scale[g] = 1.0;
   }
   // 2. Initial codebook: Lloyd–Max (fitted pdf, refined with split–merge) of the normalised values.
   std::vector<float> normalised(values.size());
@@ -88,6 +118,10 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   } else {
     codebook = solve_codebook(sample, params.method, params.bits, lp);
   }
+  // An all-zero group keeps scale 0: it reconstructs as exact zeros whatever its codes.
+  for (std::size_t g = 0; g < groups; ++g) {
+    if (zero_group[g]) scale[g] = 0.0;
+  }
   // Parametric and uniform levels keep their defining shape; only the scales adapt.
   const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
 
@@ -108,24 +142,24 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     });
     return e;
   };
-  assign();
-  double previous = sse();
-  for (int round = 1; round <= params.rounds; ++round) {
-    // Step 1: levels given codes and scales — the s-weighted centroid of each cell.
+  // Levels given codes and scales: the s-weighted centroid of each cell.
+  auto solve_levels = [&] {
+    if (!update_levels) return;
     std::fill(num.begin(), num.end(), 0.0);
     std::fill(den.begin(), den.end(), 0.0);
     for_each_group(layout, [&](std::size_t g, std::size_t i) {
       num[r.codes[i]] += scale[g] * values[i];
       den[r.codes[i]] += scale[g] * scale[g];
     });
-    if (update_levels) {
-      std::vector<double> lv(codebook.levels().begin(), codebook.levels().end());
-      for (std::size_t k = 0; k < levels; ++k) {
-        if (den[k] > 0.0) lv[k] = num[k] / den[k];
-      }
-      codebook = Codebook(std::move(lv));
+    std::vector<double> lv(codebook.levels().begin(), codebook.levels().end());
+    for (std::size_t k = 0; k < levels; ++k) {
+      if (den[k] > 0.0) lv[k] = num[k] / den[k];
     }
-    // Step 2: scales given codes and levels — least squares per group.
+    codebook = Codebook(std::move(lv));
+  };
+  // Least-squares scale of each group given codes and levels: num[g] / den[g] with
+  // num = Σ w·c[q], den = Σ c[q]² over the group.
+  auto scale_sums = [&] {
     std::fill(num.begin(), num.end(), 0.0);
     std::fill(den.begin(), den.end(), 0.0);
     for_each_group(layout, [&](std::size_t g, std::size_t i) {
@@ -133,6 +167,14 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       num[g] += values[i] * c;
       den[g] += c * c;
     });
+  };
+  assign();
+  double previous = sse();
+  for (int round = 1; round <= params.rounds; ++round) {
+    // Step 1: levels given codes and scales.
+    solve_levels();
+    // Step 2: scales given codes and levels — least squares per group.
+    scale_sums();
     for (std::size_t g = 0; g < groups; ++g) {
       if (den[g] > 0.0 && num[g] > 0.0) scale[g] = num[g] / den[g];
     }
@@ -144,6 +186,78 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     if (previous - e <= kScaledTolerance * previous) break;
     previous = e;
   }
+  if (params.scale_bits > 0) {
+    // Log-domain scales. Exponents on the window base + m·k, k = 0 … 2^scale_bits − 1, ending at
+    // the largest exponent of a group holding a non-zero value; the stride m is the smallest that
+    // reaches down to all but kScaleWindowTail of those groups (the few below take the smallest
+    // scale; an all-zero group reconstructs as zeros at any scale). Then rounds on the grid: a
+    // group's error as a function of its scale (codes re-chosen) is piecewise and non-convex, so
+    // each group tries every grid point from half to twice its least-squares scale (kScaleSearch)
+    // and keeps the best, which never raises its error; levels and codes follow.
+    PQ_CHECK(params.scale_bits <= kMaxScaleBits, ErrorCode::kInternal, "scale codes of {} bits", params.scale_bits);
+    const int span = (1 << params.scale_bits) - 1;
+    auto exponent_of = [](double s) {  // real-valued exponent of a positive scale
+      return std::clamp(kScaleStepsPerOctave * std::log2(s), double{kMinScaleExponent}, double{kMaxScaleExponent});
+    };
+    std::vector<int> present;
+    for (std::size_t g = 0; g < groups; ++g) {
+      if (!zero_group[g]) present.push_back(static_cast<int>(std::lround(exponent_of(scale[g]))));
+    }
+    int top = kMinScaleExponent;
+    int stride = 1;
+    if (!present.empty()) {
+      const auto tail = static_cast<std::ptrdiff_t>(kScaleWindowTail * static_cast<double>(present.size()));
+      std::nth_element(present.begin(), present.begin() + tail, present.end());
+      const int low = present[static_cast<std::size_t>(tail)];
+      top = *std::max_element(present.begin(), present.end());
+      stride = std::clamp((top - low + span - 1) / span, 1, kMaxScaleStride);
+    }
+    r.scale_stride = stride;
+    r.scale_base = std::max(top - stride * span, kMinScaleExponent);
+    std::vector<int> code(groups, 0);
+    auto set_code = [&](std::size_t g, long k) {
+      code[g] = static_cast<int>(std::clamp(k, 0L, static_cast<long>(span)));
+      scale[g] = log_scale_value(r.scale_base + stride * code[g]);
+    };
+    auto grid_position = [&](double s) { return (exponent_of(s) - r.scale_base) / stride; };
+    for (std::size_t g = 0; g < groups; ++g) set_code(g, zero_group[g] ? 0 : std::lround(grid_position(scale[g])));
+    // Σ_j (w_j − s·c[q_j])² over group g with codes re-chosen for scale s.
+    auto group_error = [&](std::size_t g, double s) {
+      const std::size_t start = group_start(layout, g);
+      double e = 0.0;
+      for (std::size_t j = 0; j < layout.block; ++j) {
+        const double w = values[start + j * layout.post];
+        const double d = w - s * codebook.decode(codebook.encode(w / s));
+        e += d * d;
+      }
+      return e;
+    };
+    assign();
+    for (int round = 0; round < kLogScaleRounds; ++round) {
+      solve_levels();
+      scale_sums();
+      for (std::size_t g = 0; g < groups; ++g) {
+        if (!(den[g] > 0.0 && num[g] > 0.0)) continue;
+        const auto below = static_cast<long>(std::floor(grid_position(num[g] / den[g])));
+        int best = code[g];
+        double best_error = group_error(g, scale[g]);
+        const long reach = std::max(1L, kScaleSearch / stride);
+        for (long k = below - reach + 1; k <= below + reach; ++k) {
+          const int c = static_cast<int>(std::clamp(k, 0L, static_cast<long>(span)));
+          if (c == best) continue;
+          const double err = group_error(g, log_scale_value(r.scale_base + stride * c));
+          if (err < best_error) {
+            best_error = err;
+            best = c;
+          }
+        }
+        set_code(g, best);
+      }
+      assign();
+      r.mse_history.push_back(sse() / static_cast<double>(values.size()));
+    }
+    r.scale_codes.assign(code.begin(), code.end());
+  }
   // 4. Storage: round levels and scales to what the model stores, then re-encode with them.
   std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
   for (double& v : stored) v = round_to_precision(v, params.codebook_precision);
@@ -151,7 +265,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   codebook = r.codebook;
   r.scales.resize(groups);
   for (std::size_t g = 0; g < groups; ++g) {
-    scale[g] = round_scale(scale[g], params.scale_precision);
+    if (params.scale_bits == 0) scale[g] = round_scale(scale[g], params.scale_precision);
     r.scales[g] = static_cast<float>(scale[g]);
   }
   assign();

@@ -11,6 +11,11 @@
 //
 // With per-channel or per-block scales the codes are shaped [pre, groups, block, post] and
 //             Gather(codebook, codes) ─Mul(Cast(W.scales fp16 [pre, groups, 1, post]))─Reshape(S) ─> W
+// or, with log-domain scale codes (scaled.hpp), the scales are looked up in the graph's table
+// pqtool_scales[j] = log_scale_value(E0 + j), E0 the smallest exponent any weight of the graph uses
+// rounded down to a whole octave (the table is the product of its octaves and fractions, below):
+//             W.pq.s6_0, W.pq.s6_1 (bit planes of 6-bit codes, unpacked as above to [pre, groups, 1, post])
+//               ─Mul(W.pq.sstride = m)─Add(W.pq.soffset = base − E0)─Gather(pqtool_scales) = W.pq.sv ─> Mul
 //
 // (the bracketed flatten-and-trim only when the plane's last byte holds padding codes)
 //
@@ -145,12 +150,24 @@ struct GraphEdit {
   std::set<std::string> drop_initializers;         ///< initializers replaced by a subgraph output
   std::map<std::pair<int, int>, std::string> tables;  ///< (width, 0) → shared unpack table
   std::map<int, std::string> shifts;                  ///< shift → shared 2^shift scalar
+  std::optional<std::pair<int, int>> scale_exponents;  ///< [E0, E1] the graph's scale codes need
+  std::string scale_table;                            ///< shared log-domain scale table
   std::string flatten_shape;                       ///< shared [-1] shape constant
 };
 
 class GraphWriter {
  public:
   GraphWriter(onnx::ModelProto& model, std::int64_t opset) : model_(model), names_(model), opset_(opset) {}
+
+  // Widens the graph's scale table to cover w's log-domain scale exponents. Every weight is
+  // reserved before any is added, so each graph's table is built once, complete.
+  void reserve_scales(const QuantizedWeight& w) {
+    if (w.scale_codes.empty()) return;
+    const int first = w.scale_base;
+    const int last = w.scale_base + w.scale_stride * ((1 << w.scale_bits) - 1);
+    auto& range = edit_for(w.tensor->graph).scale_exponents;
+    range = range ? std::pair{std::min(range->first, first), std::max(range->second, last)} : std::pair{first, last};
+  }
 
   void add(const QuantizedWeight& w, Format format) {
     switch (format) {
@@ -206,23 +223,78 @@ class GraphWriter {
   void add_lut(const QuantizedWeight& w) {
     const ConstTensor& t = *w.tensor;
     GraphEdit& edit = edit_for(t.graph);
-    const auto n = static_cast<std::int64_t>(t.elements);
     const std::string base = t.name;
-    auto constant_fn = [&](const std::string& hint, onnx::TensorProto tensor) {
-      return constant(t, hint, std::move(tensor));
-    };
 
-    // 1. One uint8 tensor per bit plane, unpacked to int32 digits placed at their bit position, in the shape the
-    //    lookup needs: the weight's own, or the group view [pre, groups, block, post] when
-    //    scales follow. A plane whose last byte is padded is flattened and trimmed first.
+    // 1. The codes, in the shape the lookup needs: the weight's own, or the group view
+    //    [pre, groups, block, post] when scales follow.
     const bool scaled = !w.scales.empty();
     const std::vector<std::int64_t> view = scaled ? group_view(w.layout) : t.dims;
     const std::string shape = int64_constant(t, base + ".pq.shape", view);
-    const std::vector<BitPlane> planes = pack_codes(w.codes, w.bits);
+    const std::string codes = unpacked_codes(t, w.codes, w.bits, base + ".pq.p", shape);
+    // 2. The codebook lookup produces the weight itself, under its original name — or, with
+    //    scales, the normalised weight in the group view, scaled per group and reshaped back.
+    const std::string codebook =
+        constant(t, base + ".pq.codebook",
+                 make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
+                             float_raw(w.levels, t.type)));
+    if (!scaled) {
+      node(t, "Gather", {codebook, codes}, t.name);
+      return;
+    }
+    PQ_ASSERT(t.type == TensorType::kFloat32 && w.scales.size() == w.layout.scale_count());
+    std::vector<std::int64_t> scale_dims = view;
+    scale_dims[2] = 1;
+    std::string widened;
+    if (w.scale_codes.empty()) {
+      std::vector<std::uint16_t> half(w.scales.size());
+      for (std::size_t i = 0; i < half.size(); ++i) {
+        half[i] = float_to_fp16(w.scales[i]);
+        PQ_ASSERT(fp16_to_float(half[i]) == w.scales[i]);
+      }
+      const std::string scales =
+          constant(t, base + ".pq.scales", make_tensor("", onnx::TensorProto::FLOAT16, scale_dims, to_raw(half)));
+      widened = node(t, "Cast", {scales});
+      set_int_attr(last_node(t), "to", onnx::TensorProto::FLOAT);
+    } else {
+      // Log-domain scale codes: unpacked like the weight's codes, offset into the graph's table.
+      PQ_ASSERT(w.scale_codes.size() == w.scales.size());
+      const std::string& table = shared_scale_table(edit);
+      const int first = table_start(edit);
+      const std::string scale_codes =
+          unpacked_codes(t, w.scale_codes, w.scale_bits, scale_plane_prefix(base, w.scale_bits),
+                         int64_constant(t, base + ".pq.sshape", scale_dims));
+      const std::string offset = constant(t, base + ".pq.soffset",
+                                          make_tensor("", onnx::TensorProto::INT32, {},
+                                                      to_raw(std::vector<std::int32_t>{w.scale_base - first})));
+      const std::string stride = constant(t, base + ".pq.sstride",
+                                          make_tensor("", onnx::TensorProto::INT32, {},
+                                                      to_raw(std::vector<std::int32_t>{w.scale_stride})));
+      const std::string index = node(t, "Add", {node(t, "Mul", {scale_codes, stride}), offset});
+      widened = node(t, "Gather", {table, index}, names_.fresh(base + ".pq.sv"));
+      for (std::size_t g = 0; g < w.scales.size(); ++g) {
+        PQ_ASSERT(log_scale_value(w.scale_base + w.scale_stride * w.scale_codes[g]) == w.scales[g]);
+      }
+    }
+    const std::string normalised = node(t, "Gather", {codebook, codes});
+    const std::string product = node(t, "Mul", {normalised, widened});
+    node(t, "Reshape", {product, int64_constant(t, base + ".pq.dims", t.dims)}, t.name);
+  }
+
+  // Codes of `bits` bits as int32, shaped by the int64 constant `shape`: one uint8 tensor per
+  // bit plane (named prefix0, prefix1, ...), each unpacked to digits placed at their bit position.
+  // A plane whose last byte is padded is flattened and trimmed first.
+  std::string unpacked_codes(const ConstTensor& t, std::span<const std::uint8_t> values, int bits,
+                             const std::string& prefix, const std::string& shape) {
+    GraphEdit& edit = edit_for(t.graph);
+    auto constant_fn = [&](const std::string& hint, onnx::TensorProto tensor) {
+      return constant(t, hint, std::move(tensor));
+    };
+    const auto n = static_cast<std::int64_t>(values.size());
+    const std::vector<BitPlane> planes = pack_codes(values, bits);
     std::string codes;
     for (std::size_t p = 0; p < planes.size(); ++p) {
       const BitPlane& plane = planes[p];
-      const std::string tag = fmt::format("{}.pq.p{}", base, p);
+      const std::string tag = fmt::format("{}{}", prefix, p);
       const std::string packed = constant(t, tag, make_tensor("", onnx::TensorProto::UINT8,
                                                               {static_cast<std::int64_t>(plane.bytes.size())},
                                                               to_raw(plane.bytes)));
@@ -241,32 +313,43 @@ class GraphWriter {
       plane_codes = node(t, "Reshape", {plane_codes, shape});
       codes = codes.empty() ? plane_codes : node(t, "Add", {codes, plane_codes});
     }
-    // 2. The codebook lookup produces the weight itself, under its original name — or, with
-    //    scales, the normalised weight in the group view, scaled per group and reshaped back.
-    const std::string codebook =
-        constant(t, base + ".pq.codebook",
-                 make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
-                             float_raw(w.levels, t.type)));
-    if (!scaled) {
-      node(t, "Gather", {codebook, codes}, t.name);
-      return;
-    }
-    PQ_ASSERT(t.type == TensorType::kFloat32 && w.scales.size() == w.layout.scale_count());
-    std::vector<std::uint16_t> half(w.scales.size());
-    for (std::size_t i = 0; i < half.size(); ++i) {
-      half[i] = float_to_fp16(w.scales[i]);
-      PQ_ASSERT(fp16_to_float(half[i]) == w.scales[i]);
-    }
-    std::vector<std::int64_t> scale_dims = view;
-    scale_dims[2] = 1;
-    const std::string scales =
-        constant(t, base + ".pq.scales", make_tensor("", onnx::TensorProto::FLOAT16, scale_dims, to_raw(half)));
-    const std::string normalised = node(t, "Gather", {codebook, codes});
-    const std::string widened = node(t, "Cast", {scales});
-    set_int_attr(last_node(t), "to", onnx::TensorProto::FLOAT);
-    const std::string product = node(t, "Mul", {normalised, widened});
-    node(t, "Reshape", {product, int64_constant(t, base + ".pq.dims", t.dims)}, t.name);
+    return codes;
   }
+
+  // The graph's table of log-domain scales, float32 log_scale_value(E0 + j) for every exponent
+  // from E0 to E1 that the graph's weights reserved.
+  //
+  // Stored as its two factors, the octaves 2^k [K, 1] and the 16 fractions 2^(f/16) [1, 16]
+  // (log_scale_value), whose product, flattened, is the table from exponent E0 (a multiple of 16)
+  // on: ~(K + 16) floats instead of 16·K.
+  const std::string& shared_scale_table(GraphEdit& edit) {
+    PQ_ASSERT(edit.scale_exponents.has_value());
+    if (edit.scale_table.empty()) {
+      const int first_octave = scale_octave(edit.scale_exponents->first);
+      const int last_octave = scale_octave(edit.scale_exponents->second);
+      std::vector<float> octaves;
+      for (int k = first_octave; k <= last_octave; ++k) octaves.push_back(std::ldexp(1.0f, k));
+      std::vector<float> fractions;
+      for (int f = 0; f < kScaleStepsPerOctave; ++f) fractions.push_back(log_scale_fraction(f));
+      const std::string octaves_name = names_.fresh("pqtool_scale_octaves");
+      const std::string fractions_name = names_.fresh("pqtool_scale_fractions");
+      add_constant(edit,
+                   make_tensor(octaves_name, onnx::TensorProto::FLOAT, {static_cast<std::int64_t>(octaves.size()), 1},
+                               to_raw(octaves)),
+                   initializers_allowed());
+      add_constant(edit,
+                   make_tensor(fractions_name, onnx::TensorProto::FLOAT, {1, kScaleStepsPerOctave}, to_raw(fractions)),
+                   initializers_allowed());
+      const std::string product = names_.fresh(fmt::format("pq{}", next_value_++));
+      edit.prepend.push_back(make_node("Mul", {octaves_name, fractions_name}, product));
+      edit.scale_table = names_.fresh("pqtool_scales");
+      edit.prepend.push_back(make_node("Reshape", {product, flatten_shape(edit)}, edit.scale_table));
+    }
+    return edit.scale_table;
+  }
+
+  // The table's first exponent: E0 rounded down to a whole octave.
+  static int table_start(const GraphEdit& edit) { return scale_octave(edit.scale_exponents->first) * kScaleStepsPerOctave; }
 
   // qdq: the integers q of the affine grid, stored as (u)int8 or packed (u)int4, and a
   // DequantizeLinear that computes float(q − z) · scale, per tensor, per channel (axis) or per
@@ -406,6 +489,10 @@ class GraphWriter {
         for (const auto& [ws, name] : edit.tables) {
           stats->shared_bytes += static_cast<std::uint64_t>(kByteValues * (8 / ws.first));
           (void)name;
+        }
+        if (edit.scale_exponents) {
+          const int octaves = scale_octave(edit.scale_exponents->second) - scale_octave(edit.scale_exponents->first) + 1;
+          stats->shared_bytes += static_cast<std::uint64_t>(octaves + kScaleStepsPerOctave) * sizeof(float);
         }
       }
     }
@@ -612,6 +699,15 @@ std::string format_refusal(Format format, int bits, ScaleKind scales, std::int64
   return {};
 }
 
+std::string scale_plane_prefix(const std::string& weight, int scale_bits) {
+  return fmt::format("{}.pq.s{}_", weight, scale_bits);
+}
+
+std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits) {
+  if (scale_bits == 0) return groups * sizeof(std::uint16_t);
+  return packed_bytes(groups, scale_bits) + 2 * sizeof(std::int32_t);
+}
+
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type) {
   return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(type);
 }
@@ -633,6 +729,7 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
     PQ_CHECK(why.empty(), ErrorCode::kBadInput, "{}: {}", w.tensor->name, why);
   }
   GraphWriter writer(model, opset);
+  for (const QuantizedWeight& w : weights) writer.reserve_scales(w);
   for (const QuantizedWeight& w : weights) {
     PQ_ASSERT(w.tensor != nullptr);
     writer.add(w, format);

@@ -49,6 +49,7 @@ std::string output_metadata(const QuantizeJob& job) {
       {"method", std::string(to_string(job.plan.method))},
       {"granularity", std::string(to_string(job.plan.granularity))},
       {"block_size", job.plan.block_size},
+      {"scale_bits", job.plan.scale_bits},
       {"format", std::string(to_string(job.format))},
       {"min_elements", job.plan.min_elements},
       {"exclude", job.plan.exclude},

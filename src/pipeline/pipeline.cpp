@@ -84,9 +84,17 @@ void release_payload(onnx::TensorProto& t) {
 // what the estimate misses.
 constexpr std::uint64_t kLutFixedGraphBytes = 90;
 constexpr std::uint64_t kLutPlaneGraphBytes = 110;
-std::uint64_t lut_graph_bytes(const std::string& name, int bits) {
+// Log-domain scales add planes of their own and the offset, stride, Mul, Add and Gather, with
+// four more names after the weight.
+constexpr std::uint64_t kLutLogScaleGraphBytes = 120;
+std::uint64_t lut_graph_bytes(const std::string& name, int bits, int scale_bits) {
   const auto planes = static_cast<std::uint64_t>(plane_widths(bits).size());
-  return kLutFixedGraphBytes + 3 * name.size() + planes * (kLutPlaneGraphBytes + name.size());
+  std::uint64_t bytes = kLutFixedGraphBytes + 3 * name.size() + planes * (kLutPlaneGraphBytes + name.size());
+  if (scale_bits > 0) {
+    const auto scale_planes = static_cast<std::uint64_t>(plane_widths(scale_bits).size());
+    bytes += kLutLogScaleGraphBytes + 4 * name.size() + scale_planes * (kLutPlaneGraphBytes + name.size());
+  }
+  return bytes;
 }
 
 ScaleKind scale_kind(const TensorPlan& p) {
@@ -102,7 +110,7 @@ ScaleKind scale_kind(const TensorPlan& p) {
 // Bytes a quantized weight stores in `format` (the payload; the nodes are extra).
 std::uint64_t payload_bytes(Format format, const ConstTensor& t, const TensorQuantization& q) {
   switch (format) {
-    case Format::kLut: return lut_payload_bytes(t.elements, q.bits, t.type) + q.scales.size() * sizeof(std::uint16_t);
+    case Format::kLut: return lut_payload_bytes(t.elements, q.bits, t.type) + (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits));
     case Format::kQdq: {
       const std::uint64_t groups = q.scales.empty() ? 1 : q.scales.size();
       return qdq_payload_bytes(t.elements, q.bits, groups, q.grid && q.grid->zero_point != 0);
@@ -144,17 +152,27 @@ std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<Co
     const ConstTensor& t = tensors[todo[k]];
     const TensorPlan& p = plan.entries[todo[k]];
     const std::vector<float> values = read_float_tensor(*protos[k], model.path.parent_path(), model.path.string());
-    for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
-      if (!format_refusal(job.format, bits, scale_kind(p), model.opset()).empty()) continue;
-      QuantizeParams qp;
-      qp.method = p.method;
-      qp.bits = bits;
-      qp.lloyd = job.lloyd;
-      qp.precision = precision_of(t.type);
-      if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
-      const TensorQuantization q = quantize_tensor(values, qp);
-      const std::uint64_t bytes = payload_bytes(job.format, t, q) + lut_graph_bytes(t.name, bits);
-      curves[k].options.push_back({bits, bytes, q.error.sum_squares_error});
+    // With scales, one codebook per tensor is offered too: on small weights it can be the better
+    // use of bytes (no scales, a shorter dequantization subgraph).
+    for (const bool per_tensor : {false, true}) {
+      if (per_tensor && p.granularity == Granularity::kTensor) continue;
+      const ScaleKind kind = per_tensor ? ScaleKind::kTensor : scale_kind(p);
+      for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
+        if (!format_refusal(job.format, bits, kind, model.opset()).empty()) continue;
+        QuantizeParams qp;
+        qp.method = p.method;
+        qp.bits = bits;
+        qp.lloyd = job.lloyd;
+        qp.precision = precision_of(t.type);
+        if (!per_tensor && p.granularity != Granularity::kTensor) {
+          qp.groups = p.layout;
+          qp.scale_bits = job.plan.scale_bits;
+        }
+        const TensorQuantization q = quantize_tensor(values, qp);
+        const std::uint64_t bytes =
+            payload_bytes(job.format, t, q) + lut_graph_bytes(t.name, bits, q.scales.empty() ? 0 : q.scale_bits);
+        curves[k].options.push_back({bits, bytes, q.error.sum_squares_error, per_tensor});
+      }
     }
     curves[k].options.push_back({0, t.bytes, 0.0});
   });
@@ -205,9 +223,19 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   report.bytes_in = model.file_bytes;
   // A relative budget counts the input's external data too.
   if (job.target_ratio) job.target_size = static_cast<std::uint64_t>(*job.target_ratio * static_cast<double>(model.file_bytes));
+  // A budget needs the bytes the fold removes (BatchNormalization parameters), measured on the
+  // serialized message before and after.
+  const bool budget = job.target_size.has_value();
+  const std::uint64_t unfolded_bytes = budget ? model.proto->ByteSizeLong() : 0;
   if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
+  const std::uint64_t folded_away = budget ? unfolded_bytes - std::min<std::uint64_t>(unfolded_bytes, model.proto->ByteSizeLong()) : 0;
   const std::vector<ConstTensor> tensors = discover_tensors(model);
-  // 2. Plan.
+  // 2. Plan. qdq without a requested granularity: the finest DequantizeLinear has at this opset.
+  if (job.format == Format::kQdq && job.plan.granularity_is_default) {
+    job.plan.granularity = report.opset >= kQdqBlockOpset ? Granularity::kBlock
+                           : report.opset >= kQdqAxisOpset ? Granularity::kChannel
+                                                           : Granularity::kTensor;
+  }
   Plan plan = make_plan(tensors, job.plan);
   for (const std::string& p : plan.unmatched_patterns) report.warnings.push_back(p + " matched no tensor");
   std::vector<std::size_t> todo;
@@ -235,7 +263,8 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     std::uint64_t float_bytes = 0;
     for (std::size_t idx : todo) float_bytes += tensors[idx].bytes;
     // The rest of the file, plus the shared unpack tables a mix of widths may need.
-    const std::uint64_t other = model.file_bytes - std::min(model.file_bytes, float_bytes) + kSharedTableReserve;
+    const std::uint64_t kept = model.file_bytes - std::min(model.file_bytes, float_bytes + folded_away);
+    const std::uint64_t other = kept + kSharedTableReserve;
     weight_budget = *job.target_size - std::min(*job.target_size, other);
   }
   const std::vector<TensorPlan> planned = plan.entries;
@@ -257,7 +286,12 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       plan.entries = planned;
       for (std::size_t k = 0; k < todo.size(); ++k) {
         TensorPlan& e = plan.entries[todo[k]];
-        e.bits = curves[k].options[alloc.choice[k]].bits;
+        const BudgetOption& option = curves[k].options[alloc.choice[k]];
+        e.bits = option.bits;
+        if (option.per_tensor) {
+          e.granularity = Granularity::kTensor;
+          e.note = "one codebook per tensor: the --target-size budget prefers it to scales";
+        }
         if (e.bits == 0) {
           e.quantize = false;
           e.bits = job.plan.bits;
@@ -314,7 +348,10 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       qp.bits = p.bits;
       qp.lloyd = job.lloyd;
       qp.precision = precision_of(t.type);
-      if (p.granularity != Granularity::kTensor) qp.groups = p.layout;
+      if (p.granularity != Granularity::kTensor) {
+        qp.groups = p.layout;
+        qp.scale_bits = job.plan.scale_bits;
+      }
       TensorQuantization q = quantize_tensor(values, qp);
 
       r.stats = q.stats;
@@ -334,6 +371,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       r.sum_squares_error = q.error.sum_squares_error;
       r.granularity = std::string(to_string(p.granularity));
       r.scale_groups = q.scales.size();
+      r.scale_bits = q.scales.empty() ? 0 : q.scale_bits;
       r.note = p.note;
       r.bytes_out = payload_bytes(job.format, t, q);
 
@@ -341,6 +379,10 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       quantized[k].levels = r.levels;
       quantized[k].codes = std::move(q.codes);
       quantized[k].scales = std::move(q.scales);
+      quantized[k].scale_codes = std::move(q.scale_codes);
+      quantized[k].scale_bits = q.scale_bits;
+      quantized[k].scale_base = q.scale_base;
+      quantized[k].scale_stride = q.scale_stride;
       quantized[k].layout = p.layout;
       quantized[k].grid = q.grid;
       notify("quantize", ++done, chosen.size());

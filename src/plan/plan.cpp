@@ -12,8 +12,6 @@
 namespace pqtool {
 namespace {
 
-constexpr std::uint64_t kScaleBytes = 2;  // scales are stored as fp16
-
 std::regex compile(const std::string& pattern, const char* option) {
   try {
     return std::regex(pattern, std::regex::ECMAScript);
@@ -44,7 +42,7 @@ std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const Pla
     return qdq_payload_bytes(t.elements, e.bits, groups, /*zero_point=*/true);
   }
   std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
-  if (e.granularity != Granularity::kTensor) bytes += e.layout.scale_count() * kScaleBytes;
+  if (e.granularity != Granularity::kTensor) bytes += lut_scale_bytes(e.layout.scale_count(), options.scale_bits);
   return bytes;
 }
 

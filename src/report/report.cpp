@@ -61,6 +61,7 @@ nlohmann::json to_json(const TensorReport& t) {
   j["bits"] = t.bits;
   j["granularity"] = t.granularity;
   j["scale_groups"] = t.scale_groups;
+  j["scale_bits"] = t.scale_bits;
   if (!t.note.empty()) j["note"] = t.note;
   j["levels"] = t.levels;
   j["clip_range"] = {t.clip_min, t.clip_max};

@@ -106,9 +106,12 @@ TEST_P(PpocrFormatsTest, EveryAcceptedFormatRunsInOrtAndMatchesFake) {
     // quantizing from the format's storage cost, and 8-bit qdq shrinks weights that 8-bit codes
     // plus a 256-level codebook (what fake stands for) would not (det's 144-value depthwise
     // kernels); from 342 values on both shrink every weight, so the pair holds the same weights.
-    variants.push_back({"qdq8m", fmt::format("--format qdq --bits 8 --min-elements {}", kBothShrinkElements), "fake8u"});
+    // Both per tensor: without -g, qdq uses the finest granularity the opset allows (tensor below 13).
     variants.push_back(
-        {"fake8u", fmt::format("--format fake --bits 8 --method uniform --min-elements {}", kBothShrinkElements), ""});
+        {"qdq8m", fmt::format("--format qdq --bits 8 -g tensor --min-elements {}", kBothShrinkElements), "fake8u"});
+    variants.push_back({"fake8u",
+                        fmt::format("--format fake --bits 8 -g tensor --method uniform --min-elements {}", kBothShrinkElements),
+                        ""});
   } else {
     // Refused: exit 2, one line naming the opset DequantizeLinear needs, nothing written.
     std::string err;

@@ -3,9 +3,9 @@
 namespace pqtool::test {
 
 const std::vector<PpocrModel> kPpocrModels = {
-    {"det", "ch_PP-OCRv4_det_infer.onnx", 0.16, {1, 3, 256, 256}},
+    {"det", "ch_PP-OCRv4_det_infer.onnx", 0.17, {1, 3, 256, 256}},
     {"rec", "ch_PP-OCRv4_rec_infer.onnx", 0.16, {1, 3, 48, 320}},
-    {"cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", 0.25, {1, 3, 48, 192}},
+    {"cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", 0.30, {1, 3, 48, 192}},
 };
 
 fs::path ppocr_models_dir(std::string* why) {

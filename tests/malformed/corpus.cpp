@@ -391,13 +391,15 @@ std::vector<Case> cases() {
                             v[0] = std::numeric_limits<float>::quiet_NaN();
                             initializer(b, "mm_b") = test::make_float_tensor("mm_b", {13}, v);
                           })));
-  all.push_back(make_case("subnormal_weights", "every weight a float32 subnormal", kExitOk, "\"mse\":0.0", {"w"}, {},
+  // One codebook reproduces subnormals exactly; scales are normal floats, so -g tensor.
+  all.push_back(make_case("subnormal_weights", "every weight a float32 subnormal", kExitOk, "\"mse\":0.0", {"w"},
+                          {"--granularity", "tensor"},
                           single_weight(16, 16, repeated(256, {1e-40f, -2e-40f, 3e-41f, -5e-42f, 7e-39f}))));
   all.push_back(make_case("fp16_extremes", "float16 weights at ±65504 and the smallest subnormal", kExitOk,
                           "\"clip_range\":[-65504.0,65504.0]", {"w"}, {},
                           single_weight(16, 16, repeated(256, {65504.0f, -65504.0f, 5.96e-8f, -5.96e-8f, 0.0f, 1.0f}),
                                         onnx::TensorProto::FLOAT16)));
-  all.push_back(make_case("constant_tensor", "every weight 0.5", kExitOk, "\"clip_range\":[0.5,0.5]", {"w"}, {},
+  all.push_back(make_case("constant_tensor", "every weight 0.5, reproduced exactly", kExitOk, "\"max_abs_err\":0.0", {"w"}, {},
                           single_weight(16, 16, std::vector<float>(256, 0.5f))));
   all.push_back(make_case("all_zero_channel", "output channel 3 all zeros, per-channel scales", kExitOk,
                           "\"scale_groups\":16", {"w"}, {"--granularity", "channel"}, [](const fs::path& dir) {

@@ -313,6 +313,74 @@ std::optional<std::vector<float>> constant_values(const onnx::ModelProto& model,
   return read_float_tensor(*t, ".", "test");
 }
 
+namespace {
+// The node producing `output`, in any graph.
+const onnx::NodeProto* find_producer(const onnx::GraphProto& g, const std::string& output) {
+  for (const auto& node : g.node()) {
+    for (const auto& o : node.output()) {
+      if (o == output) return &node;
+    }
+    for (const auto& a : node.attribute()) {
+      if (a.has_g()) {
+        if (auto* n = find_producer(a.g(), output)) return n;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::int32_t int32_scalar(const onnx::TensorProto& t) {
+  std::int32_t v = 0;
+  if (t.raw_data().size() == sizeof v) std::memcpy(&v, t.raw_data().data(), sizeof v);
+  if (t.int32_data_size() == 1) v = t.int32_data(0);
+  return v;
+}
+
+// Log-domain scale codes ("<name>.pq.s<bits>_<plane>") times "<name>.pq.sstride" plus
+// "<name>.pq.soffset", looked up in the table the Gather producing "<name>.pq.sv" reads.
+std::optional<std::vector<float>> log_scales(const onnx::ModelProto& model, const std::string& name,
+                                             std::size_t groups) {
+  const onnx::NodeProto* gather = find_producer(model.graph(), name + ".pq.sv");
+  const onnx::TensorProto* offset = find_constant(model.graph(), name + ".pq.soffset");
+  if (gather == nullptr || offset == nullptr || gather->op_type() != "Gather") return std::nullopt;
+  // The table is Reshape(Mul(octaves [K, 1], fractions [1, F])): every octave times every fraction.
+  const onnx::NodeProto* flatten = find_producer(model.graph(), gather->input(0));
+  const onnx::NodeProto* product = flatten == nullptr ? nullptr : find_producer(model.graph(), flatten->input(0));
+  if (product == nullptr || product->op_type() != "Mul") return std::nullopt;
+  const auto octaves = constant_values(model, product->input(0));
+  const auto fractions = constant_values(model, product->input(1));
+  if (!octaves || !fractions) return std::nullopt;
+  std::optional<std::vector<float>> table{std::vector<float>{}};
+  for (float o : *octaves) {
+    for (float f : *fractions) table->push_back(o * f);
+  }
+  const onnx::TensorProto* stride_t = find_constant(model.graph(), name + ".pq.sstride");
+  const std::int32_t stride = stride_t == nullptr ? 1 : int32_scalar(*stride_t);
+  for (int bits = 1; bits <= 8; ++bits) {
+    const std::string prefix = name + ".pq.s" + std::to_string(bits) + "_";
+    if (find_constant(model.graph(), prefix + "0") == nullptr) continue;
+    std::vector<BitPlane> planes;
+    int shift = 0;
+    const std::vector<int> widths = plane_widths(bits);
+    for (std::size_t p = 0; p < widths.size(); ++p) {
+      const onnx::TensorProto* t = find_constant(model.graph(), prefix + std::to_string(p));
+      if (t == nullptr) return std::nullopt;
+      planes.push_back(BitPlane{widths[p], shift, {t->raw_data().begin(), t->raw_data().end()}});
+      shift += widths[p];
+    }
+    const std::vector<std::uint8_t> codes = unpack_codes(planes, groups);
+    std::vector<float> scales(groups);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::int64_t j = int32_scalar(*offset) + stride * static_cast<std::int64_t>(codes[g]);
+      if (!table || j < 0 || static_cast<std::size_t>(j) >= table->size()) return std::nullopt;
+      scales[g] = (*table)[static_cast<std::size_t>(j)];
+    }
+    return scales;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& model, const std::string& name) {
   const auto codebook = constant_values(model, name + ".pq.codebook");
   if (!codebook) return std::nullopt;
@@ -343,15 +411,19 @@ std::optional<std::vector<float>> decode_lut_weight(const onnx::ModelProto& mode
   std::vector<float> w(n);
   for (std::size_t i = 0; i < n; ++i) w[i] = (*codebook)[codes[i]];
   // With scales, ".pq.shape" is the group view [pre, groups, block, post] and each value is
-  // multiplied by its group's fp16 scale, in float32 as a runtime does.
-  const auto scales = constant_values(model, name + ".pq.scales");
+  // multiplied by its group's scale (fp16, or a log-domain code), in float32 as a runtime does.
+  std::vector<std::size_t> view;
+  for (std::size_t i = 0; i < shape->raw_data().size() / 8; ++i) {
+    std::int64_t d;
+    std::memcpy(&d, shape->raw_data().data() + i * 8, 8);
+    view.push_back(static_cast<std::size_t>(d));
+  }
+  auto scales = constant_values(model, name + ".pq.scales");
+  if (!scales && view.size() == 4 && find_producer(model.graph(), name + ".pq.sv") != nullptr) {
+    scales = log_scales(model, name, view[0] * view[1] * view[3]);
+    if (!scales) return std::nullopt;
+  }
   if (scales) {
-    std::vector<std::size_t> view;
-    for (std::size_t i = 0; i < shape->raw_data().size() / 8; ++i) {
-      std::int64_t d;
-      std::memcpy(&d, shape->raw_data().data() + i * 8, 8);
-      view.push_back(static_cast<std::size_t>(d));
-    }
     if (view.size() != 4) return std::nullopt;
     const std::size_t block = view[2];
     const std::size_t post = view[3];

@@ -60,6 +60,10 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_option("--block-size", q.block_size, "elements per scale block along the reduction axis")
       ->check(CLI::Range(std::size_t{8}, std::size_t{1} << 20))
       ->capture_default_str();
+  cmd->add_option("--scale-bits", q.scale_bits,
+                  "channel/block scales as log-domain codes of this many bits (steps of 2^(1/16)); 0 stores fp16")
+      ->check(CLI::IsMember({0}) | CLI::Range(kMinScaleBits, kMaxScaleBits))
+      ->capture_default_str();
   cmd->add_option("--report", q.report, "report file: .json, .jsonl or .csv; '-' for JSON on stdout");
   // One value per occurrence, so an input after a pattern stays an input.
   cmd->add_option("--exclude", q.exclude, "leave tensors whose name matches this regex in float (repeatable)")
@@ -99,6 +103,8 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
   plan.min_elements = q.min_elements;
   plan.granularity = *parse_granularity(q.granularity);
   plan.block_size = q.block_size;
+  plan.scale_bits = q.scale_bits;
+  plan.granularity_is_default = !q.granularity_given;
   plan.exclude = q.exclude;
   for (const auto& text : q.bits_override) plan.overrides.push_back(parse_bits_override(text));
   // --bits 16 is the fp16 format (replacing the default lut); the other formats take 1-8 bits.
@@ -169,7 +175,9 @@ int run(const Options& o) {
   spdlog::set_level(o.quiet ? spdlog::level::err : (o.verbose ? spdlog::level::debug : spdlog::level::info));
   if (o.check_cmd != nullptr && o.check_cmd->parsed()) return run_check(o);
   if (o.inspect_cmd != nullptr && o.inspect_cmd->parsed()) return run_inspect(o);
-  return run_quantize(o, make_jobs(o.quantize));
+  QuantizeOptions q = o.quantize;
+  q.granularity_given = o.quantize_cmd != nullptr && o.quantize_cmd->count("--granularity") > 0;
+  return run_quantize(o, make_jobs(q));
 }
 
 }  // namespace pqtool::cli

@@ -21,8 +21,10 @@ struct QuantizeOptions {
   int bits = 4;
   std::string method = "auto";
   std::string format = "lut";
-  std::string granularity = "tensor";
+  std::string granularity{to_string(kDefaultGranularity)};
   std::size_t block_size = kDefaultBlockSize;
+  int scale_bits = kDefaultScaleBits;  ///< 0: fp16 scales
+  bool granularity_given = false;      ///< -g was on the command line (else formats may pick)
   std::string report;          ///< .json / .jsonl / .csv, or "-" for JSON on stdout
   std::vector<std::string> exclude;
   std::vector<std::string> bits_override;

@@ -190,7 +190,7 @@ TEST_F(BatchTest, FailuresAreReportedAndTheBatchGoesOnThenARerunSkipsFinishedOut
     const auto meta = nlohmann::json::parse(p.value());
     EXPECT_EQ(meta["bits"], 4);
     EXPECT_EQ(meta["method"], "auto");
-    EXPECT_EQ(meta["granularity"], "tensor");
+    EXPECT_EQ(meta["granularity"], "block");
     EXPECT_EQ(meta["format"], "lut");
     EXPECT_TRUE(meta.contains("version") && meta.contains("block_size"));
   }

@@ -220,15 +220,17 @@ struct Combo {
   int bits = 4;
   Granularity granularity = Granularity::kTensor;
   Method method = Method::kAuto;
+  int scale_bits = kDefaultScaleBits;  ///< channel/block scales: log-domain codes, or 0 for fp16
 };
 
 std::string label(const Combo& c) {
-  return fmt::format("{}-b{}-{}-{}", to_string(c.format), c.bits, to_string(c.granularity), to_string(c.method));
+  return fmt::format("{}-b{}-{}-{}-s{}", to_string(c.format), c.bits, to_string(c.granularity), to_string(c.method),
+                     c.scale_bits);
 }
 
 // The fake model holding the same dequantized values as `c` (qdq quantizes with uniform levels).
 Combo fake_of(const Combo& c) {
-  return {Format::kFake, c.bits, c.granularity, c.format == Format::kQdq ? Method::kUniform : c.method};
+  return {Format::kFake, c.bits, c.granularity, c.format == Format::kQdq ? Method::kUniform : c.method, c.scale_bits};
 }
 
 // A reason pqtool may give for refusing a combination; an opset reason must also name the
@@ -265,6 +267,13 @@ std::vector<Combo> all_combos() {
       }
     }
   }
+  // fp16 scales and 8-bit (one plane, no unpacking) log-domain scale codes.
+  for (int scale_bits : {0, 8}) {
+    for (Granularity g : {Granularity::kChannel, Granularity::kBlock}) {
+      combos.push_back({Format::kLut, 4, g, Method::kAuto, scale_bits});
+      combos.push_back({Format::kQdq, 4, g, Method::kAuto, scale_bits});
+    }
+  }
   combos.push_back({Format::kQdq, 8, Granularity::kTensor, Method::kUniform});
   for (Method m : {Method::kLloydMax, Method::kOptimal, Method::kParametric}) {
     combos.push_back({Format::kQdq, 8, Granularity::kTensor, m});
@@ -287,6 +296,7 @@ Quantized quantize(const fs::path& in, const fs::path& out, const Combo& c) {
   job.plan.method = c.method;
   job.plan.granularity = c.granularity;
   job.plan.block_size = kBlockSize;
+  job.plan.scale_bits = c.scale_bits;
   job.plan.min_elements = kMinElements;
   job.force = true;
   Quantized q;
@@ -777,7 +787,14 @@ TEST_P(FormatSizeTest, FileIsNoLargerThanItsBitsPerWeightPromise) {
         whole_bytes += (n * static_cast<std::uint64_t>(w) + 7) / 8;
         if (w < 8) table_widths.insert(w);
       }
-      extra = (std::uint64_t{1} << bits) * sizeof(float) + groups * sizeof(std::uint16_t);
+      // Scales: fp16 each, or log-domain codes packed in planes plus an int32 offset and stride.
+      const int scale_bits = t["scale_bits"];
+      std::uint64_t scale_bytes = groups * sizeof(std::uint16_t);
+      if (scale_bits > 0) {
+        scale_bytes = 2 * sizeof(std::int32_t);
+        for (int w : lut_plane_widths(scale_bits)) scale_bytes += (groups * static_cast<std::uint64_t>(w) + 7) / 8;
+      }
+      extra = (std::uint64_t{1} << bits) * sizeof(float) + scale_bytes;
       EXPECT_EQ(t["bytes_out"].get<std::uint64_t>(), whole_bytes + extra) << name;
     } else {
       ASSERT_EQ(format, "qdq");

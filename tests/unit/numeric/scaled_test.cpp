@@ -1,0 +1,117 @@
+// Shared codebook + per-group scales (scaled.hpp): the alternating solver and log-domain scales.
+#include "pqtool/scaled.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace pqtool {
+namespace {
+
+// Laplace weights whose groups have scales spread over two decades, as trained weights do.
+std::vector<float> spread_groups(const GroupLayout& l, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::exponential_distribution<double> magnitude(1.0);
+  std::uniform_real_distribution<double> log_scale(-2.0, 0.0);
+  std::vector<double> group_scale(l.scale_count());
+  for (double& s : group_scale) s = std::pow(10.0, log_scale(rng));
+  std::vector<float> v(l.count());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double sign = (rng() & 1u) ? 1.0 : -1.0;
+    v[i] = static_cast<float>(sign * magnitude(rng) * group_scale[l.group_of(i)]);
+  }
+  return v;
+}
+
+TEST(LogScaleValue, IsTheExactProductOfOctaveAndFraction) {
+  EXPECT_EQ(log_scale_value(0), 1.0f);
+  EXPECT_EQ(log_scale_value(kScaleStepsPerOctave), 2.0f);
+  EXPECT_EQ(log_scale_value(-kScaleStepsPerOctave), 0.5f);
+  float previous = 0.0f;
+  for (int e = kMinScaleExponent; e <= kMaxScaleExponent; ++e) {
+    const float v = log_scale_value(e);
+    const int k = scale_octave(e);
+    ASSERT_GE(e - k * kScaleStepsPerOctave, 0) << e;
+    ASSERT_LT(e - k * kScaleStepsPerOctave, kScaleStepsPerOctave) << e;
+    // What a runtime computes: octave 2^k times fraction, in float32.
+    ASSERT_EQ(v, std::ldexp(1.0f, k) * log_scale_fraction(e - k * kScaleStepsPerOctave)) << e;
+    ASSERT_TRUE(std::isnormal(v)) << e;
+    ASSERT_GT(v, previous) << e;
+    // 2^(e/16) to float precision.
+    ASSERT_NEAR(v / std::exp2(static_cast<double>(e) / kScaleStepsPerOctave), 1.0, 1e-7) << e;
+    previous = v;
+  }
+}
+
+TEST(QuantizeScaled, LogScalesAreCodesIntoTheirWindowAndDecodeAsStored) {
+  const GroupLayout layout{8, 16, 32, 1};  // 8 channels, 16 blocks of 32
+  const std::vector<float> w = spread_groups(layout, 7);
+  for (int scale_bits : {4, 6, 8}) {
+    ScaledParams p;
+    p.scale_bits = scale_bits;
+    const ScaledQuantization q = quantize_scaled(w, layout, p);
+    ASSERT_EQ(q.scale_codes.size(), layout.scale_count());
+    ASSERT_GE(q.scale_stride, 1);
+    ASSERT_LE(q.scale_stride, kMaxScaleStride);
+    for (std::size_t g = 0; g < q.scales.size(); ++g) {
+      ASSERT_LT(q.scale_codes[g], 1u << scale_bits);
+      ASSERT_EQ(q.scales[g], log_scale_value(q.scale_base + q.scale_stride * q.scale_codes[g])) << g;
+    }
+    // The reported error is that of the reconstruction a runtime computes.
+    const ErrorStats e = measure_error(w, dequantize_scaled(q, layout));
+    EXPECT_EQ(e.sum_squares_error, q.error.sum_squares_error);
+    // Rounds on the grid never raise the error: levels, then the best grid scale of a range
+    // that includes the current one, then codes are each exact minimisations.
+    const std::size_t n = q.mse_history.size();
+    ASSERT_GE(n, 3u);
+    for (std::size_t i = n - 2; i < n; ++i) EXPECT_LE(q.mse_history[i], q.mse_history[i - 1] * (1 + 1e-12)) << i;
+  }
+}
+
+TEST(QuantizeScaled, LogScalesLoseLittleOrNothingAgainstFp16Scales) {
+  // 6-bit codes on a 2^(m/16) grid against fp16 scales from the continuous solution: the grid
+  // costs at most ±2.2%·m per scale, and the search over grid scales wins that back.
+  const GroupLayout layout{16, 8, 32, 1};
+  const std::vector<float> w = spread_groups(layout, 11);
+  ScaledParams fp16;
+  ScaledParams log6;
+  log6.scale_bits = 6;
+  const double fp16_db = quantize_scaled(w, layout, fp16).error.sqnr_db();
+  const double log6_db = quantize_scaled(w, layout, log6).error.sqnr_db();
+  EXPECT_GE(log6_db, fp16_db - 0.1) << fp16_db << " vs " << log6_db;
+}
+
+TEST(QuantizeScaled, AllZeroGroupReconstructsAsZeros) {
+  const GroupLayout layout{4, 1, 64, 1};  // per channel
+  std::vector<float> w = spread_groups(layout, 3);
+  for (std::size_t j = 0; j < 64; ++j) w[2 * 64 + j] = 0.0f;  // channel 2
+  const ScaledQuantization q = quantize_scaled(w, layout, ScaledParams{});
+  EXPECT_EQ(q.scales[2], 0.0f);
+  const std::vector<float> r = dequantize_scaled(q, layout);
+  for (std::size_t j = 0; j < 64; ++j) ASSERT_EQ(r[2 * 64 + j], 0.0f) << j;
+}
+
+TEST(QuantizeScaled, LogScaleWindowEndsAtTheLargestScaleAndCoversTheRest) {
+  // Group scales spanning 2^0 … 2^-9 need a stride of 3 with 6-bit codes (63 steps of 3/16
+  // octave = 11.8 octaves); every group then gets a scale within one grid step of its own.
+  const GroupLayout layout{1, 10, 64, 1};
+  std::vector<float> w(layout.count());
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal;
+  for (std::size_t g = 0; g < 10; ++g) {
+    for (std::size_t j = 0; j < 64; ++j) w[g * 64 + j] = static_cast<float>(normal(rng) * std::ldexp(1.0, -static_cast<int>(g)));
+  }
+  ScaledParams p;
+  p.scale_bits = 6;
+  const ScaledQuantization q = quantize_scaled(w, layout, p);
+  EXPECT_LE(q.scale_stride, 3);
+  for (std::size_t g = 0; g < 10; ++g) {
+    EXPECT_GT(q.scale_codes[g], 0u) << g << ": no group should fall below the window";
+  }
+  EXPECT_GT(q.error.sqnr_db(), 18.0);  // 4-bit Gaussian Lloyd–Max is 20.2 dB per group
+}
+
+}  // namespace
+}  // namespace pqtool

@@ -24,7 +24,11 @@ class Codebook {
 
   /// Index of the nearest level (ties go to the lower level). O(log size). A value exactly on a
   /// threshold gets the lower level; among equal (duplicate) levels, the lowest index.
-  std::uint32_t encode(double x) const;
+  /// Inline: solvers call it in their innermost loops.
+  std::uint32_t encode(double x) const {
+    const std::size_t below = thresholds_below(x);
+    return first_equal_.empty() ? static_cast<std::uint32_t>(below) : first_equal_[below];
+  }
   double decode(std::uint32_t code) const { return levels_[code]; }
 
   /// Encodes a whole span (same result as encode() per element).
@@ -33,6 +37,15 @@ class Codebook {
   void encode(std::span<const float> values, std::span<std::uint8_t> codes) const;
 
  private:
+  /// Number of thresholds below x: m unconditional halvings of search_ (2^m − 1 entries).
+  std::size_t thresholds_below(double x) const {
+    std::size_t pos = 0;
+    for (std::size_t step = (search_.size() + 1) / 2; step > 0; step /= 2) {
+      pos = search_[pos + step - 1] < x ? pos + step : pos;
+    }
+    return pos;
+  }
+
   std::vector<double> levels_;
   std::vector<double> thresholds_;
   /// For each index, the first index of its run of equal levels; empty when levels are distinct.

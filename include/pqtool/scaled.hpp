@@ -82,8 +82,9 @@ struct ScaledQuantization {
 /// Each step cannot raise the error, so the history is non-increasing until the final rounding
 /// of levels and scales to their storage precision. With log-domain scales the solution is then
 /// moved onto the exponent grid and refined there: a few rounds of levels (step 2), each group's
-/// best grid scale between half and twice its least-squares scale, codes re-chosen for each
-/// (step 3 on the grid, a search rather than a formula), and codes (step 1).
+/// best grid scale between half and twice its least-squares scale (later rounds: next to its
+/// current one), codes re-chosen for each (step 3 on the grid, a search rather than a formula),
+/// and codes (step 1).
 ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLayout& layout,
                                    const ScaledParams& params);
 

@@ -30,14 +30,6 @@ constexpr std::size_t kMaxLevels = std::size_t{1} << 32;
 /// Largest code an 8-bit code array holds.
 constexpr std::size_t kMaxByteLevels = std::size_t{1} << 8;
 
-/// Number of entries of `search` below x (see the file comment); `search` has 2^m − 1 entries.
-std::size_t count_below(std::span<const double> search, double x) {
-  std::size_t pos = 0;
-  for (std::size_t step = (search.size() + 1) / 2; step > 0; step /= 2) {
-    pos = search[pos + step - 1] < x ? pos + step : pos;
-  }
-  return pos;
-}
 }  // namespace
 
 Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
@@ -65,12 +57,6 @@ Codebook::Codebook(std::vector<double> levels) : levels_(std::move(levels)) {
   std::copy(thresholds_.begin(), thresholds_.end(), search_.begin());
 }
 
-std::uint32_t Codebook::encode(double x) const {
-  PQ_ASSERT(!levels_.empty());
-  const std::size_t code = count_below(search_, x);
-  return first_equal_.empty() ? static_cast<std::uint32_t>(code) : first_equal_[code];
-}
-
 void Codebook::encode(std::span<const float> values, std::span<std::uint32_t> codes) const {
   PQ_CHECK(values.size() == codes.size(), ErrorCode::kInternal,
            "codebook: {} values but {} codes", values.size(), codes.size());
@@ -84,11 +70,11 @@ void Codebook::encode(std::span<const float> values, std::span<std::uint8_t> cod
            "codebook: {} levels do not fit 8-bit codes", levels_.size());
   if (first_equal_.empty()) {
     for (std::size_t i = 0; i < values.size(); ++i) {
-      codes[i] = static_cast<std::uint8_t>(count_below(search_, static_cast<double>(values[i])));
+      codes[i] = static_cast<std::uint8_t>(thresholds_below(static_cast<double>(values[i])));
     }
   } else {
     for (std::size_t i = 0; i < values.size(); ++i) {
-      codes[i] = static_cast<std::uint8_t>(first_equal_[count_below(search_, static_cast<double>(values[i]))]);
+      codes[i] = static_cast<std::uint8_t>(first_equal_[thresholds_below(static_cast<double>(values[i]))]);
     }
   }
 }

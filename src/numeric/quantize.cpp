@@ -136,11 +136,13 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.stats = compute_stats(values);
 
   // 1. Sort once; every later step reads the sorted sample and its prefix sums.
-  const SortedSample sample(values);
+  std::optional<SortedSample> sorted(std::in_place, values);
   // 2. Fit Gaussian and Laplace; the smaller KS statistic picks the density.
-  q.fit = fit_distribution(sample);
-  // 3. With scale groups: a shared codebook and per-group scales, solved jointly.
+  q.fit = fit_distribution(*sorted);
+  // 3. With scale groups: a shared codebook and per-group scales, solved jointly (the sample of
+  //    the raw weights is only needed for the fit: it is freed first).
   if (params.groups) {
+    sorted.reset();
     ScaledParams sp;
     sp.bits = params.bits;
     sp.method = q.method;
@@ -160,6 +162,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     q.error = s.error;
     return q;
   }
+  const SortedSample& sample = *sorted;
   // 4. The codebook: the fitted-pdf Lloyd–Max levels (parametric), refined on the weights
   //    (lloyd-max), the exact optimum (optimal) or the best uniform grid (uniform).
   LloydMaxParams lp = params.lloyd;

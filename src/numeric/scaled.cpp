@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "pqtool/error.hpp"
 #include "pqtool/sample.hpp"
@@ -15,15 +16,17 @@ namespace {
 /// Relative MSE decrease below which the alternation stops early.
 constexpr double kScaledTolerance = 1e-7;
 
-// Calls fn(group, element index) for every element, group by group.
+// Calls fn(group, element index) for every element, in memory order (a MatMul weight's groups
+// run down its columns, so group by group would stride through memory). Each group still sees
+// its own elements in increasing order.
 template <typename Fn>
 void for_each_group(const GroupLayout& l, Fn fn) {
   for (std::size_t p = 0; p < l.pre; ++p) {
     for (std::size_t g = 0; g < l.groups; ++g) {
-      for (std::size_t q = 0; q < l.post; ++q) {
-        const std::size_t group = (p * l.groups + g) * l.post + q;
-        const std::size_t base = (p * l.groups + g) * l.block * l.post + q;
-        for (std::size_t j = 0; j < l.block; ++j) fn(group, base + j * l.post);
+      const std::size_t first_group = (p * l.groups + g) * l.post;
+      std::size_t i = first_group * l.block;
+      for (std::size_t j = 0; j < l.block; ++j) {
+        for (std::size_t q = 0; q < l.post; ++q) fn(first_group + q, i++);
       }
     }
   }
@@ -36,6 +39,14 @@ constexpr int kLogScaleRounds = 3;
 /// re-choosing codes for scales this far away finds better ones (on PP-OCR det at 4 bits, a
 /// reach of 2^(8/16) gives 22.2 dB, 2^(16/16) 22.5 dB, 2^(32/16) 22.51 dB).
 constexpr long kScaleSearch = kScaleStepsPerOctave;
+/// Continuous rounds before log-domain scales are searched on their grid (on PP-OCR det/rec at 4
+/// bits, 4 rounds instead of 12 cost 0.04/0.01 dB and save a fifth of the time).
+constexpr int kRoundsBeforeLogScales = 4;
+/// Grid points tried on each side of the current scale after the first round (on PP-OCR det/rec
+/// at 4 bits 0.03 dB below searching the whole range again, a third less time).
+constexpr long kScaleLocalSearch = 2;
+/// A candidate scale's running error is compared with the best so far every 8 elements.
+constexpr std::size_t kBoundCheckMask = 7;
 /// Fraction of non-zero groups a log-domain scale window may leave below its smallest scale.
 constexpr double kScaleWindowTail = 0.01;
 
@@ -98,25 +109,29 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     if (zero_group[g]) scale[g] = 1.0;
   }
   // 2. Initial codebook: Lloyd–Max (fitted pdf, refined with split–merge) of the normalised values.
-  std::vector<float> normalised(values.size());
-  for_each_group(layout, [&](std::size_t g, std::size_t i) {
-    normalised[i] = static_cast<float>(values[i] / scale[g]);
-  });
-  const SortedSample sample(normalised);
+  //    The normalised copy and its sorted sample are freed once it is solved.
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
   ScaledQuantization r;
   Codebook codebook;
-  if (params.method == Method::kUniform) {
-    // Integer levels q − z; the grid's step moves into every group's scale.
-    const UniformResult u = solve_uniform(sample, default_uniform_params(params.bits));
-    r.grid = AffineGrid{1.0f, u.zero_point, u.q_min, u.q_max};
-    std::vector<double> integers;
-    for (std::int32_t q = u.q_min; q <= u.q_max; ++q) integers.push_back(static_cast<double>(q - u.zero_point));
-    codebook = Codebook(std::move(integers));
-    for (double& s : scale) s *= u.scale;
-  } else {
-    codebook = solve_codebook(sample, params.method, params.bits, lp);
+  {
+    std::vector<float> normalised(values.size());
+    for_each_group(layout, [&](std::size_t g, std::size_t i) {
+      normalised[i] = static_cast<float>(values[i] / scale[g]);
+    });
+    const SortedSample sample(normalised);
+    std::vector<float>().swap(normalised);
+    if (params.method == Method::kUniform) {
+      // Integer levels q − z; the grid's step moves into every group's scale.
+      const UniformResult u = solve_uniform(sample, default_uniform_params(params.bits));
+      r.grid = AffineGrid{1.0f, u.zero_point, u.q_min, u.q_max};
+      std::vector<double> integers;
+      for (std::int32_t q = u.q_min; q <= u.q_max; ++q) integers.push_back(static_cast<double>(q - u.zero_point));
+      codebook = Codebook(std::move(integers));
+      for (double& s : scale) s *= u.scale;
+    } else {
+      codebook = solve_codebook(sample, params.method, params.bits, lp);
+    }
   }
   // An all-zero group keeps scale 0: it reconstructs as exact zeros whatever its codes.
   for (std::size_t g = 0; g < groups; ++g) {
@@ -170,7 +185,10 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   };
   assign();
   double previous = sse();
-  for (int round = 1; round <= params.rounds; ++round) {
+  // With log-domain scales the continuous rounds only need to get close: the grid search that
+  // follows moves every scale by up to a factor of two anyway.
+  const int rounds = params.scale_bits > 0 ? std::min(params.rounds, kRoundsBeforeLogScales) : params.rounds;
+  for (int round = 1; round <= rounds; ++round) {
     // Step 1: levels given codes and scales.
     solve_levels();
     // Step 2: scales given codes and levels — least squares per group.
@@ -222,13 +240,21 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     auto grid_position = [&](double s) { return (exponent_of(s) - r.scale_base) / stride; };
     for (std::size_t g = 0; g < groups; ++g) set_code(g, zero_group[g] ? 0 : std::lround(grid_position(scale[g])));
     // Σ_j (w_j − s·c[q_j])² over group g with codes re-chosen for scale s.
-    auto group_error = [&](std::size_t g, double s) {
+    // The group's values are copied out once (a MatMul group strides through memory), and a
+    // candidate stops being summed once it cannot beat `bound`.
+    std::vector<double> group_values(layout.block);
+    auto load_group = [&](std::size_t g) {
       const std::size_t start = group_start(layout, g);
+      for (std::size_t j = 0; j < layout.block; ++j) group_values[j] = values[start + j * layout.post];
+    };
+    auto group_error = [&](double s, double bound) {
+      const double inverse = 1.0 / s;
       double e = 0.0;
-      for (std::size_t j = 0; j < layout.block; ++j) {
-        const double w = values[start + j * layout.post];
-        const double d = w - s * codebook.decode(codebook.encode(w / s));
+      for (std::size_t j = 0; j < group_values.size(); ++j) {
+        const double w = group_values[j];
+        const double d = w - s * codebook.decode(codebook.encode(w * inverse));
         e += d * d;
+        if ((j & kBoundCheckMask) == kBoundCheckMask && e >= bound) return e;
       }
       return e;
     };
@@ -239,17 +265,28 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       for (std::size_t g = 0; g < groups; ++g) {
         if (!(den[g] > 0.0 && num[g] > 0.0)) continue;
         const auto below = static_cast<long>(std::floor(grid_position(num[g] / den[g])));
+        load_group(g);
         int best = code[g];
-        double best_error = group_error(g, scale[g]);
+        double best_error = group_error(scale[g], std::numeric_limits<double>::infinity());
         const long reach = std::max(1L, kScaleSearch / stride);
-        for (long k = below - reach + 1; k <= below + reach; ++k) {
+        auto try_code = [&](long k) {
           const int c = static_cast<int>(std::clamp(k, 0L, static_cast<long>(span)));
-          if (c == best) continue;
-          const double err = group_error(g, log_scale_value(r.scale_base + stride * c));
+          if (c == best) return;
+          const double err = group_error(log_scale_value(r.scale_base + stride * c), best_error);
           if (err < best_error) {
             best_error = err;
             best = c;
           }
+        };
+        // The first round searches the whole range; later ones, where the codebook has moved
+        // little, only next to the current scale and the new least-squares one.
+        if (round == 0) {
+          for (long k = below - reach + 1; k <= below + reach; ++k) try_code(k);
+        } else {
+          const int current = best;
+          for (long k = current - kScaleLocalSearch; k <= current + kScaleLocalSearch; ++k) try_code(k);
+          try_code(below);
+          try_code(below + 1);
         }
         set_code(g, best);
       }

@@ -53,7 +53,7 @@ struct ScaledParams {
   LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how levels are stored
   LevelPrecision scale_precision = LevelPrecision::kFloat16;     ///< how scales are stored (scale_bits = 0)
   /// > 0: scales are stored as log-domain codes of this many bits (see kScaleStepsPerOctave)
-  /// instead of at scale_precision.
+  /// instead of at scale_precision — unless the whole tensor is zero (then scale_codes is empty).
   int scale_bits = 0;
 };
 

@@ -154,7 +154,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     q.codes = std::move(s.codes);
     q.scales = std::move(s.scales);
     q.scale_codes = std::move(s.scale_codes);
-    q.scale_bits = params.scale_bits;
+    q.scale_bits = q.scale_codes.empty() ? 0 : params.scale_bits;
     q.scale_base = s.scale_base;
     q.scale_stride = s.scale_stride;
     q.grid = s.grid;

@@ -108,6 +108,11 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     zero_group[g] = !(scale[g] > 0.0);
     if (zero_group[g]) scale[g] = 1.0;
   }
+  // Log-domain scales have no zero: an all-zero tensor keeps fp16 scales (exact zeros); an
+  // all-zero group of another tensor gets the smallest scale and reconstructs as the level
+  // nearest zero times it — tiny, but not zero (--scale-bits 0 keeps pruned filters exact).
+  const bool log_scales =
+      params.scale_bits > 0 && std::find(zero_group.begin(), zero_group.end(), false) != zero_group.end();
   // 2. Initial codebook: Lloyd–Max (fitted pdf, refined with split–merge) of the normalised values.
   //    The normalised copy and its sorted sample are freed once it is solved.
   LloydMaxParams lp = params.lloyd;
@@ -187,7 +192,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   double previous = sse();
   // With log-domain scales the continuous rounds only need to get close: the grid search that
   // follows moves every scale by up to a factor of two anyway.
-  const int rounds = params.scale_bits > 0 ? std::min(params.rounds, kRoundsBeforeLogScales) : params.rounds;
+  const int rounds = log_scales ? std::min(params.rounds, kRoundsBeforeLogScales) : params.rounds;
   for (int round = 1; round <= rounds; ++round) {
     // Step 1: levels given codes and scales.
     solve_levels();
@@ -204,11 +209,11 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     if (previous - e <= kScaledTolerance * previous) break;
     previous = e;
   }
-  if (params.scale_bits > 0) {
+  if (log_scales) {
     // Log-domain scales. Exponents on the window base + m·k, k = 0 … 2^scale_bits − 1, ending at
-    // the largest exponent of a group holding a non-zero value; the stride m is the smallest that
-    // reaches down to all but kScaleWindowTail of those groups (the few below take the smallest
-    // scale; an all-zero group reconstructs as zeros at any scale). Then rounds on the grid: a
+    // the largest exponent of a non-zero group; the stride m is the smallest that reaches down to
+    // all but kScaleWindowTail of those groups (the few below, and all-zero groups, take the
+    // smallest scale). Then rounds on the grid: a
     // group's error as a function of its scale (codes re-chosen) is piecewise and non-convex, so
     // each group tries every grid point from half to twice its least-squares scale (kScaleSearch)
     // and keeps the best, which never raises its error; levels and codes follow.
@@ -221,20 +226,18 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     for (std::size_t g = 0; g < groups; ++g) {
       if (!zero_group[g]) present.push_back(static_cast<int>(std::lround(exponent_of(scale[g]))));
     }
-    int top = kMinScaleExponent;
-    int stride = 1;
-    if (!present.empty()) {
-      const auto tail = static_cast<std::ptrdiff_t>(kScaleWindowTail * static_cast<double>(present.size()));
-      std::nth_element(present.begin(), present.begin() + tail, present.end());
-      const int low = present[static_cast<std::size_t>(tail)];
-      top = *std::max_element(present.begin(), present.end());
-      stride = std::clamp((top - low + span - 1) / span, 1, kMaxScaleStride);
-    }
+    const auto tail = static_cast<std::ptrdiff_t>(kScaleWindowTail * static_cast<double>(present.size()));
+    std::nth_element(present.begin(), present.begin() + tail, present.end());
+    const int low = present[static_cast<std::size_t>(tail)];
+    const int top = *std::max_element(present.begin(), present.end());
+    const int stride = std::clamp((top - low + span - 1) / span, 1, kMaxScaleStride);
     r.scale_stride = stride;
     r.scale_base = std::max(top - stride * span, kMinScaleExponent);
+    // The codes in use end where the exponents do (only reached when base was clamped up).
+    const long last_code = std::min<long>(span, (kMaxScaleExponent - r.scale_base) / stride);
     std::vector<int> code(groups, 0);
     auto set_code = [&](std::size_t g, long k) {
-      code[g] = static_cast<int>(std::clamp(k, 0L, static_cast<long>(span)));
+      code[g] = static_cast<int>(std::clamp(k, 0L, last_code));
       scale[g] = log_scale_value(r.scale_base + stride * code[g]);
     };
     auto grid_position = [&](double s) { return (exponent_of(s) - r.scale_base) / stride; };
@@ -270,7 +273,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
         double best_error = group_error(scale[g], std::numeric_limits<double>::infinity());
         const long reach = std::max(1L, kScaleSearch / stride);
         auto try_code = [&](long k) {
-          const int c = static_cast<int>(std::clamp(k, 0L, static_cast<long>(span)));
+          const int c = static_cast<int>(std::clamp(k, 0L, last_code));
           if (c == best) return;
           const double err = group_error(log_scale_value(r.scale_base + stride * c), best_error);
           if (err < best_error) {
@@ -302,7 +305,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   codebook = r.codebook;
   r.scales.resize(groups);
   for (std::size_t g = 0; g < groups; ++g) {
-    if (params.scale_bits == 0) scale[g] = round_scale(scale[g], params.scale_precision);
+    if (!log_scales) scale[g] = round_scale(scale[g], params.scale_precision);
     r.scales[g] = static_cast<float>(scale[g]);
   }
   assign();

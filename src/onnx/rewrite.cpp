@@ -164,7 +164,7 @@ class GraphWriter {
   void reserve_scales(const QuantizedWeight& w) {
     if (w.scale_codes.empty()) return;
     const int first = w.scale_base;
-    const int last = w.scale_base + w.scale_stride * ((1 << w.scale_bits) - 1);
+    const int last = std::min(w.scale_base + w.scale_stride * ((1 << w.scale_bits) - 1), kMaxScaleExponent);
     auto& range = edit_for(w.tensor->graph).scale_exponents;
     range = range ? std::pair{std::min(range->first, first), std::max(range->second, last)} : std::pair{first, last};
   }
@@ -729,7 +729,9 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
     PQ_CHECK(why.empty(), ErrorCode::kBadInput, "{}: {}", w.tensor->name, why);
   }
   GraphWriter writer(model, opset);
-  for (const QuantizedWeight& w : weights) writer.reserve_scales(w);
+  if (format == Format::kLut) {
+    for (const QuantizedWeight& w : weights) writer.reserve_scales(w);
+  }
   for (const QuantizedWeight& w : weights) {
     PQ_ASSERT(w.tensor != nullptr);
     writer.add(w, format);

@@ -230,13 +230,15 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
   const std::uint64_t folded_away = budget ? unfolded_bytes - std::min<std::uint64_t>(unfolded_bytes, model.proto->ByteSizeLong()) : 0;
   const std::vector<ConstTensor> tensors = discover_tensors(model);
-  // 2. Plan. qdq without a requested granularity: the finest DequantizeLinear has at this opset.
+  // 2. Plan. qdq without a requested granularity: the finest DequantizeLinear has at this opset
+  //    (the job, and so the output's metadata, keeps what was asked, so a rerun recognises it).
+  PlanOptions plan_options = job.plan;
   if (job.format == Format::kQdq && job.plan.granularity_is_default) {
-    job.plan.granularity = report.opset >= kQdqBlockOpset ? Granularity::kBlock
-                           : report.opset >= kQdqAxisOpset ? Granularity::kChannel
-                                                           : Granularity::kTensor;
+    plan_options.granularity = report.opset >= kQdqBlockOpset ? Granularity::kBlock
+                               : report.opset >= kQdqAxisOpset ? Granularity::kChannel
+                                                               : Granularity::kTensor;
   }
-  Plan plan = make_plan(tensors, job.plan);
+  Plan plan = make_plan(tensors, plan_options);
   for (const std::string& p : plan.unmatched_patterns) report.warnings.push_back(p + " matched no tensor");
   std::vector<std::size_t> todo;
   for (TensorPlan& e : plan.entries) {
@@ -371,7 +373,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       r.sum_squares_error = q.error.sum_squares_error;
       r.granularity = std::string(to_string(p.granularity));
       r.scale_groups = q.scales.size();
-      r.scale_bits = q.scales.empty() ? 0 : q.scale_bits;
+      r.scale_bits = job.format == Format::kLut ? q.scale_bits : 0;  // qdq and fake store float scales
       r.note = p.note;
       r.bytes_out = payload_bytes(job.format, t, q);
 

@@ -860,5 +860,29 @@ TEST(FormatFp16Test, BitsSixteenWritesTheFp16File) {
   EXPECT_TRUE(read_file(dir / "fp16.onnx") == read_file(dir / "bits16.onnx"));
 }
 
+// Without -g, qdq takes the finest granularity the opset allows (per channel at opset 13, where
+// the default blocks would be refused); the output records what was asked, so a rerun with the
+// same options recognises it and skips.
+TEST(FormatQdqDefaultTest, PicksTheOpsetsGranularityAndARerunSkips) {
+  TempDir dir;
+  save_proto(make_model(ModelKind::kLayers, 13).proto, dir / "in.onnx");
+  const std::string cmd = fmt::format("{} quantize {} -o {} --format qdq --bits 8 --report {} -q", kBinary,
+                                      quote((dir / "in.onnx").string()), quote((dir / "q.onnx").string()),
+                                      quote((dir / "r.json").string()));
+  std::string log;
+  ASSERT_EQ(run_command(cmd, &log), 0) << log;
+  const nlohmann::json first = nlohmann::json::parse(read_file(dir / "r.json"));
+  int channel = 0;
+  for (const auto& t : first["tensors"]) {
+    if (!t["skipped"].get<bool>()) {
+      EXPECT_EQ(t["granularity"], "channel") << t["name"];
+      ++channel;
+    }
+  }
+  EXPECT_GT(channel, 0);
+  ASSERT_EQ(run_command(cmd, &log), 0) << log;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "r.json"))["status"], "skipped");
+}
+
 }  // namespace
 }  // namespace pqtool::test

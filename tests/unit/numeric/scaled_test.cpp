@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -83,14 +85,36 @@ TEST(QuantizeScaled, LogScalesLoseLittleOrNothingAgainstFp16Scales) {
   EXPECT_GE(log6_db, fp16_db - 0.1) << fp16_db << " vs " << log6_db;
 }
 
-TEST(QuantizeScaled, AllZeroGroupReconstructsAsZeros) {
+TEST(QuantizeScaled, AllZeroGroupsAndTensors) {
   const GroupLayout layout{4, 1, 64, 1};  // per channel
   std::vector<float> w = spread_groups(layout, 3);
   for (std::size_t j = 0; j < 64; ++j) w[2 * 64 + j] = 0.0f;  // channel 2
-  const ScaledQuantization q = quantize_scaled(w, layout, ScaledParams{});
-  EXPECT_EQ(q.scales[2], 0.0f);
-  const std::vector<float> r = dequantize_scaled(q, layout);
-  for (std::size_t j = 0; j < 64; ++j) ASSERT_EQ(r[2 * 64 + j], 0.0f) << j;
+  {  // fp16 scales: scale 0, exact zeros
+    const ScaledQuantization q = quantize_scaled(w, layout, ScaledParams{});
+    EXPECT_EQ(q.scales[2], 0.0f);
+    const std::vector<float> r = dequantize_scaled(q, layout);
+    for (std::size_t j = 0; j < 64; ++j) ASSERT_EQ(r[2 * 64 + j], 0.0f) << j;
+  }
+  {  // log-domain scales: the smallest scale times the level nearest zero
+    ScaledParams p;
+    p.scale_bits = 6;
+    const ScaledQuantization q = quantize_scaled(w, layout, p);
+    ASSERT_FALSE(q.scale_codes.empty());
+    EXPECT_EQ(q.scale_codes[2], 0u);
+    double nearest = std::numeric_limits<double>::infinity();
+    for (double level : q.codebook.levels()) nearest = std::min(nearest, std::abs(level));
+    const std::vector<float> r = dequantize_scaled(q, layout);
+    for (std::size_t j = 0; j < 64; ++j) ASSERT_LE(std::abs(r[2 * 64 + j]), nearest * q.scales[2] * (1 + 1e-6)) << j;
+    EXPECT_LT(q.scales[2], q.scales[0]);
+  }
+  {  // an all-zero tensor keeps fp16 scales and is reproduced exactly
+    ScaledParams p;
+    p.scale_bits = 6;
+    const std::vector<float> zeros(layout.count(), 0.0f);
+    const ScaledQuantization q = quantize_scaled(zeros, layout, p);
+    EXPECT_TRUE(q.scale_codes.empty());
+    EXPECT_EQ(q.error.sum_squares_error, 0.0);
+  }
 }
 
 TEST(QuantizeScaled, LogScaleWindowEndsAtTheLargestScaleAndCoversTheRest) {

@@ -15,11 +15,18 @@ namespace pqtool {
 constexpr int kDefaultLloydMaxIterations = 1000;
 constexpr double kDefaultLloydMaxTolerance = 1e-10;
 
+/// How far solve_lloyd_max_split_merge searches beyond Lloyd's first fixed point.
+enum class LloydSearch {
+  kSplitMerge,  ///< from the given start: Lloyd, then split–merge exchanges (4 × 6 candidates, 8 tries a round)
+  kThorough,    ///< also from Ward's start; up to 64 values a level also Hartigan transfers, wider exchanges
+};
+
 struct LloydMaxParams {
   int bits = 4;                                   ///< 2^bits levels, bits in [1, 8]
   int max_iterations = kDefaultLloydMaxIterations;///< iteration cap
   double tolerance = kDefaultLloydMaxTolerance;   ///< stop when relative MSE decrease < tolerance
-  int split_merge_rounds = -1;                    ///< split–merge exchanges at most (−1: one per level)
+  int split_merge_rounds = -1;                    ///< split–merge exchanges at most (−1: four per level)
+  LloydSearch search = LloydSearch::kThorough;    ///< solve_lloyd_max_split_merge's neighbourhood
 };
 
 struct LloydMaxResult {
@@ -51,9 +58,21 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
 
 /// Lloyd iterations from `initial`, then split–merge exchanges that move a level from where it
 /// is least needed to where it is most needed whenever that lowers the error, each followed by
-/// Lloyd again. Never worse than solve_lloyd_max_data from the same start.
+/// Lloyd again. With LloydSearch::kThorough a second start, ward_codebook(), is descended too:
+/// above 64 values per level the exchanges run from the lower of the two fixed points; up to it they
+/// run from both (8 × 10 candidates, 32 tries a round), every descent ends with Hartigan's
+/// transfers and Lloyd again, and the lower result wins (see lloyd_max.cpp). Never worse than
+/// solve_lloyd_max_data from the same start.
 LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
                                            const LloydMaxParams& lp);
+
+/// A start for the data solvers from the data alone: Ward's agglomerative clustering of the
+/// sorted sample merged down to `level_count` clusters, each level its cluster's mean. It starts
+/// from the distinct values, or, when there are more than A = max(1024, 32·level_count), from
+/// runs of at most n/A values spanning at most (max − min)/A (never splitting equal values).
+/// O(m log m) for m ≤ 2A starting clusters. With no more distinct values than levels, the
+/// distinct values (padded with copies of the largest).
+Codebook ward_codebook(const SortedSample& sample, std::size_t level_count);
 
 /// Sample MSE of quantizing every value of `sample` with `codebook` (nearest level).
 double codebook_mse(const SortedSample& sample, const Codebook& codebook);

@@ -23,6 +23,16 @@
 // split/merge exchange of Kaukoranta, Fränti & Nevalainen, "Iterative split-and-merge
 // algorithm for VQ codebook generation", 1998, applied to the scalar case).
 //
+// Ward start (ward_codebook): Lloyd and split–merge only descend, so where they end depends on
+// where they start, and a start from the fitted pdf alone misplaces levels on weights that are
+// far from Gaussian or Laplace (and on small tensors, where the levels must sit on clusters of
+// actual values). Ward's agglomerative clustering (Ward 1963) gives a start shaped by the data:
+// begin with one cluster per distinct value and repeatedly merge the adjacent pair whose merge
+// adds the least squared error, c_a·c_b/(c_a + c_b)·(μ_a − μ_b)², until 2^bits remain. In one
+// dimension only neighbours can be merged usefully, so a heap over the adjacent pairs makes it
+// O(m log m) for m starting clusters (equal-count runs of the sorted sample when it has many
+// more distinct values than levels).
+//
 // Data solution (solve_lloyd_max_data): Lloyd iterations on a SortedSample. Cells are index
 // ranges of the sorted values found by binary search on the thresholds, cell means come from
 // prefix sums, so an iteration costs O(levels · log n) rather than a pass over the data.
@@ -31,10 +41,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <numbers>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 
 #include "pqtool/error.hpp"
@@ -66,8 +79,22 @@ constexpr double kSplitMergeMinGain = 1e-9;
 /// Split and merge candidates considered per round, and exchanges tried before giving up.
 constexpr std::size_t kSplitMergeCandidates = 4;
 constexpr int kSplitMergeTriesPerRound = 8;
+/// LloydSearch::kThorough uses Hartigan's transfers and runs the wide exchanges from both starts
+/// up to this many values per level (above it: the better start, plain exchanges).
+constexpr std::size_t kBothChainsMaxValues = std::size_t{1} << 16;
+/// The split and merge candidates and tries for LloydSearch::kThorough.
+constexpr std::size_t kThoroughSplitCandidates = 8;
+constexpr int kThoroughTriesPerRound = 32;
 /// Default cap on exchanges: this many per level.
 constexpr int kSplitMergeRoundsPerLevel = 4;
+/// A Hartigan transfer is made only when it lowers the total squared error by this fraction.
+constexpr double kHartiganMinGain = 1e-12;
+/// Sweeps of Hartigan transfers over all cell boundaries, at most.
+constexpr int kHartiganMaxSweeps = 1'000;
+/// Ward's agglomeration starts from the distinct values when there are at most this many per
+/// level (and at least kWardMinAtoms), else from that many equal-count runs of the sorted sample.
+constexpr std::size_t kWardAtomsPerLevel = 32;
+constexpr std::size_t kWardMinAtoms = 1024;
 /// Factor applied to every term of codebook_mse_bounds' error bound, beyond the analysis.
 constexpr double kMseBoundSafety = 4.0;
 /// codebook_mse_bounds gives up (an unbounded interval) when (n + 3)·u reaches this.
@@ -618,22 +645,123 @@ LloydMaxResult lloyd_descent(const SortedSample& sample, const Codebook& initial
   return r;
 }
 
+/// Hartigan's transfers (Hartigan & Wong 1979; in one dimension only the runs of equal values
+/// at a cell's two ends can move): a run of c values x leaves cell A (n_A values, mean μ_A) for
+/// its neighbour B when that lowers the total error,
+///   removed from A: −n_A·c/(n_A − c)·(x − μ_A)²,   added to B: +n_B·c/(n_B + c)·(x − μ_B)².
+/// Lloyd's nearest-level rule only looks at x's distance to the two means; the transfer also
+/// counts how both means move, so its stable points are a subset of Lloyd's fixed points
+/// (Telgarsky & Vattani 2010) and escape the shallow ones small cells get stuck in. Sweeps over
+/// the boundaries until none moves (at most `max_sweeps`); returns the cells' means, or nothing
+/// when no run moved or a cell is empty (no more distinct values than levels).
+std::optional<Codebook> hartigan_transfers(const SortedSample& s, const Codebook& codebook, int max_sweeps) {
+  const std::vector<Cell> cells = partition(s, codebook);
+  const std::size_t k_count = cells.size();
+  if (k_count < 2) return std::nullopt;
+  for (const Cell& c : cells) {
+    if (c.empty()) return std::nullopt;
+  }
+  std::vector<std::size_t> bound(k_count + 1);  // cell k is [bound[k], bound[k + 1])
+  std::vector<double> count(k_count);
+  std::vector<double> sum(k_count);
+  double total_sse = 0.0;
+  for (std::size_t k = 0; k < k_count; ++k) {
+    bound[k] = cells[k].begin;
+    count[k] = static_cast<double>(cells[k].end - cells[k].begin);
+    sum[k] = s.sum(cells[k].begin, cells[k].end);
+    total_sse += cell_sse(s, cells[k]);
+  }
+  bound[k_count] = s.size();
+  const double min_gain = kHartiganMinGain * total_sse;
+  // Change of the error when a run of c values x moves from cell a to cell b (negative: better).
+  const auto delta = [&](std::size_t a, std::size_t b, double x, double c) {
+    const double da = x - sum[a] / count[a];
+    const double db = x - sum[b] / count[b];
+    return count[b] * c / (count[b] + c) * db * db - count[a] * c / (count[a] - c) * da * da;
+  };
+  const auto move = [&](std::size_t a, std::size_t b, double x, double c) {
+    count[a] -= c;
+    sum[a] -= c * x;
+    count[b] += c;
+    sum[b] += c * x;
+  };
+  // One boundary at a time, moving runs while that lowers the error (a boundary walks as far as
+  // it gains in one visit, so a sweep does what would otherwise take one sweep per run).
+  const auto walk = [&](std::size_t k) {
+    bool moved = false;
+    for (;;) {
+      // The last run of cell k − 1 to cell k (if cell k − 1 keeps a value). Its first index is
+      // that of the first value above the next float below it.
+      const float last = s[bound[k] - 1];
+      const float below = std::nextafter(last, -std::numeric_limits<float>::infinity());
+      const std::size_t run_begin = std::max(bound[k - 1], s.upper_bound(below, bound[k] - 1));
+      if (run_begin > bound[k - 1]) {
+        const double c = static_cast<double>(bound[k] - run_begin);
+        if (delta(k - 1, k, last, c) < -min_gain) {
+          move(k - 1, k, last, c);
+          bound[k] = run_begin;
+          moved = true;
+          continue;
+        }
+      }
+      // The first run of cell k to cell k − 1 (if cell k keeps a value).
+      const float first = s[bound[k]];
+      const std::size_t run_end = std::min(bound[k + 1], s.upper_bound(first, bound[k]));
+      if (run_end < bound[k + 1]) {
+        const double c = static_cast<double>(run_end - bound[k]);
+        if (delta(k, k - 1, first, c) < -min_gain) {
+          move(k, k - 1, first, c);
+          bound[k] = run_end;
+          moved = true;
+          continue;
+        }
+      }
+      return moved;
+    }
+  };
+  bool any_moved = false;
+  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
+    bool moved = false;
+    for (std::size_t k = 1; k < k_count; ++k) moved = walk(k) || moved;
+    if (!moved) break;
+    any_moved = true;
+  }
+  if (!any_moved) return std::nullopt;
+  // Levels: each cell's mean, from the prefix sums (exact, not the running sums).
+  std::vector<double> levels(k_count);
+  for (std::size_t k = 0; k < k_count; ++k) levels[k] = cell_mean(s, Cell{bound[k], bound[k + 1]});
+  return Codebook(std::move(levels));
+}
+
+/// Lloyd's descent, then Hartigan's transfers from its fixed point and Lloyd again (a transfer
+/// leaves a partition Lloyd may still improve). Arguments as lloyd_descent.
+LloydMaxResult transfer_descent(const SortedSample& sample, const Codebook& initial, const LloydMaxParams& lp,
+                                bool measure_final) {
+  LloydMaxResult first = lloyd_descent(sample, initial, lp, false);
+  std::optional<Codebook> transferred = hartigan_transfers(sample, first.codebook, kHartiganMaxSweeps);
+  if (!transferred) {
+    if (measure_final) first.mse = codebook_mse(sample, first.codebook);
+    return first;
+  }
+  LloydMaxResult second = lloyd_descent(sample, *transferred, lp, measure_final);
+  second.iterations += first.iterations;
+  second.mse_history.insert(second.mse_history.begin(), first.mse_history.begin(), first.mse_history.end());
+  return second;
+}
+
 bool same_levels(const Codebook& a, const Codebook& b) {
   return std::equal(a.levels().begin(), a.levels().end(), b.levels().begin(), b.levels().end());
 }
 
-}  // namespace
-
-LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
-                                    const LloydMaxParams& lp) {
-  return lloyd_descent(sample, initial, lp, true);
-}
-
-LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
-                                           const LloydMaxParams& lp) {
-  LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
-  if (sample.distinct_count() <= initial.size() || initial.size() < 3) return best;
-  const int max_rounds = lp.split_merge_rounds < 0 ? kSplitMergeRoundsPerLevel * static_cast<int>(initial.size()) : lp.split_merge_rounds;
+/// Split–merge exchanges from the fixed point `best` (see solve_lloyd_max_split_merge), with
+/// `level_count` levels; returns the last exchange kept, its mse measured.
+LloydMaxResult exchange_levels(const SortedSample& sample, LloydMaxResult best, std::size_t level_count,
+                               const LloydMaxParams& lp) {
+  if (level_count < 3) return best;  // an exchange needs a split cell and a merged pair apart
+  const bool thorough = lp.search == LloydSearch::kThorough;
+  const std::size_t split_candidates = thorough ? kThoroughSplitCandidates : kSplitMergeCandidates;
+  const int tries_per_round = thorough ? kThoroughTriesPerRound : kSplitMergeTriesPerRound;
+  const int max_rounds = lp.split_merge_rounds < 0 ? kSplitMergeRoundsPerLevel * static_cast<int>(level_count) : lp.split_merge_rounds;
   // best.mse is exact while best_exact; after an exchange kept on bounds alone it is only known
   // to lie in [best_lo, best_hi] and is measured when a decision needs it, or at the end.
   const double keep = 1.0 - kSplitMergeMinGain;
@@ -676,8 +804,8 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
       std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(n), v.end(), better);
       v.resize(n);
     };
-    top(splits, kSplitMergeCandidates, [](const Split& a, const Split& b) { return a.gain > b.gain; });
-    top(merges, kSplitMergeCandidates + 2, [](const Merge& a, const Merge& b) { return a.cost < b.cost; });
+    top(splits, split_candidates, [](const Split& a, const Split& b) { return a.gain > b.gain; });
+    top(merges, split_candidates + 2, [](const Merge& a, const Merge& b) { return a.cost < b.cost; });
     // Step 4: try exchanges, most promising first (largest split gain, cheapest merge): move a
     // level from the merged pair to the split cell and descend again; keep the first that ends
     // lower. No exchange helps → a local minimum of this neighbourhood too: stop.
@@ -685,7 +813,7 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
     int tries = 0;
     for (const Split& sp : splits) {
       for (const Merge& mg : merges) {
-        if (moved || tries >= kSplitMergeTriesPerRound) break;
+        if (moved || tries >= tries_per_round) break;
         if (mg.first == sp.cell || mg.first + 1 == sp.cell) continue;
         ++tries;
         std::vector<double> levels;
@@ -700,8 +828,9 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
             levels.push_back(cache.mean(cells[k]));
           }
         }
-        levels.resize(initial.size(), levels.back());
-        LloydMaxResult candidate = lloyd_descent(sample, Codebook(std::move(levels)), lp, false);
+        levels.resize(level_count, levels.back());
+        LloydMaxResult candidate = thorough ? transfer_descent(sample, Codebook(std::move(levels)), lp, false)
+                                            : lloyd_descent(sample, Codebook(std::move(levels)), lp, false);
         // Descending back to the current levels gives exactly the current error: no gain, and no
         // need for the O(n) measurement.
         if (same_levels(candidate.codebook, best.codebook)) continue;
@@ -737,6 +866,133 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
   }
   if (!best_exact) best.mse = codebook_mse(sample, best.codebook);
   return best;
+}
+
+}  // namespace
+
+LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& initial,
+                                    const LloydMaxParams& lp) {
+  return lloyd_descent(sample, initial, lp, true);
+}
+
+Codebook ward_codebook(const SortedSample& sample, std::size_t level_count) {
+  PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "ward_codebook: empty sample");
+  PQ_CHECK(level_count > 0, ErrorCode::kBadUsage, "ward_codebook: no levels");
+  const std::size_t n = sample.size();
+  // Step 1: the starting clusters — the distinct values, or equal-count runs of the sorted
+  //         sample when there are too many of them (a run's end moves past equal values).
+  const std::size_t max_atoms = std::max(kWardMinAtoms, kWardAtomsPerLevel * level_count);
+  std::vector<std::size_t> starts;
+  if (sample.distinct_count() <= max_atoms) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i == 0 || sample[i] != sample[i - 1]) starts.push_back(i);
+    }
+  } else {
+    // A run holds at most n/max_atoms values and spans at most (max − min)/max_atoms, so the
+    // sparse tails (where the outliers that most need their own level live) keep their detail.
+    const std::size_t run_count = std::max<std::size_t>(1, n / max_atoms);
+    const double run_width = (static_cast<double>(sample.max()) - static_cast<double>(sample.min())) /
+                             static_cast<double>(max_atoms);
+    for (std::size_t i = 0; i < n;) {
+      starts.push_back(i);
+      const std::size_t by_width = sample.upper_bound(static_cast<double>(sample[i]) + run_width, i);
+      // Never split equal values: the run ends after the last copy of its last value.
+      std::size_t end = std::min(i + run_count, by_width);
+      end = std::max(end, sample.upper_bound(static_cast<double>(sample[end - 1]), end - 1));
+      i = std::max(end, i + 1);
+    }
+  }
+  const std::size_t m = starts.size();
+  if (m <= level_count) {
+    std::vector<double> levels;
+    for (const std::size_t i : starts) levels.push_back(static_cast<double>(sample[i]));
+    levels.resize(level_count, static_cast<double>(sample.max()));
+    return Codebook(std::move(levels));
+  }
+  struct Cluster {
+    double count = 0.0, sum = 0.0;
+    std::size_t prev = 0, next = 0;  ///< neighbours; m means none
+    std::uint32_t stamp = 0;         ///< bumped on every merge into this cluster
+  };
+  std::vector<Cluster> clusters(m);
+  for (std::size_t k = 0; k < m; ++k) {
+    const std::size_t end = k + 1 < m ? starts[k + 1] : n;
+    clusters[k].count = static_cast<double>(end - starts[k]);
+    clusters[k].sum = sample.sum(starts[k], end);
+    clusters[k].prev = k == 0 ? m : k - 1;
+    clusters[k].next = k + 1;
+  }
+  // Step 2: merge the cheapest adjacent pair until level_count clusters remain. Heap entries
+  //         carry both clusters' stamps; an entry whose stamps are stale is skipped.
+  struct Pair {
+    double cost;
+    std::size_t left, right;
+    std::uint32_t left_stamp, right_stamp;
+    bool operator>(const Pair& o) const { return cost != o.cost ? cost > o.cost : left > o.left; }
+  };
+  const auto merge_cost = [&](std::size_t a, std::size_t b) {
+    const Cluster& x = clusters[a];
+    const Cluster& y = clusters[b];
+    const double d = x.sum / x.count - y.sum / y.count;
+    return x.count * y.count / (x.count + y.count) * d * d;
+  };
+  std::vector<Pair> heap;
+  heap.reserve(m);
+  const auto push = [&](std::size_t a, std::size_t b) {
+    heap.push_back({merge_cost(a, b), a, b, clusters[a].stamp, clusters[b].stamp});
+    std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  };
+  for (std::size_t k = 0; k + 1 < m; ++k) push(k, k + 1);
+  std::size_t alive = m;
+  while (alive > level_count) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    const Pair p = heap.back();
+    heap.pop_back();
+    Cluster& a = clusters[p.left];
+    Cluster& b = clusters[p.right];
+    if (a.stamp != p.left_stamp || b.stamp != p.right_stamp || a.next != p.right) continue;
+    a.count += b.count;
+    a.sum += b.sum;
+    a.next = b.next;
+    ++a.stamp;
+    b.stamp = std::numeric_limits<std::uint32_t>::max();  // dead: never matches an entry again
+    if (a.next < m) clusters[a.next].prev = p.left;
+    --alive;
+    if (a.prev < m) push(a.prev, p.left);
+    if (a.next < m) push(p.left, a.next);
+  }
+  // Step 3: the levels are the surviving clusters' means, in order.
+  std::vector<double> levels;
+  levels.reserve(level_count);
+  for (std::size_t k = 0; k < m; k = clusters[k].next) levels.push_back(clusters[k].sum / clusters[k].count);
+  return Codebook(std::move(levels));
+}
+
+LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
+                                           const LloydMaxParams& lp) {
+  LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
+  if (sample.distinct_count() <= initial.size()) return best;
+  if (lp.search != LloydSearch::kThorough) return exchange_levels(sample, std::move(best), initial.size(), lp);
+  // Thorough: a second start from Ward's clustering of the data. On a large sample (over 64 values
+  // per level) Lloyd from each start, then the plain exchanges from the lower. On a small one
+  // (few values per level: many shallow local minima, cheap descents) every descent ends with
+  // Hartigan's transfers and the wide exchanges run from both starts. Ties keep the fitted start.
+  if (sample.size() > kBothChainsMaxValues) {
+    LloydMaxParams plain = lp;
+    plain.search = LloydSearch::kSplitMerge;
+    LloydMaxResult ward = lloyd_descent(sample, ward_codebook(sample, initial.size()), plain, true);
+    return exchange_levels(sample, ward.mse < best.mse ? std::move(ward) : std::move(best), initial.size(), plain);
+  }
+  LloydMaxResult transferred = transfer_descent(sample, best.codebook, lp, true);
+  if (transferred.mse < best.mse) {
+    transferred.iterations += best.iterations;
+    transferred.mse_history.insert(transferred.mse_history.begin(), best.mse_history.begin(), best.mse_history.end());
+    best = std::move(transferred);
+  }
+  LloydMaxResult ward = transfer_descent(sample, ward_codebook(sample, initial.size()), lp, true);
+  LloydMaxResult fitted = exchange_levels(sample, std::move(best), initial.size(), lp);
+  ward = exchange_levels(sample, std::move(ward), initial.size(), lp);
+  return ward.mse < fitted.mse ? ward : fitted;
 }
 
 // codebook_mse_bounds. Notation: u = 2⁻⁵³ (unit roundoff), n values x_i, K levels y_k, cell k

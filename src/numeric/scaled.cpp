@@ -115,8 +115,11 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       params.scale_bits > 0 && std::find(zero_group.begin(), zero_group.end(), false) != zero_group.end();
   // 2. Initial codebook: Lloyd–Max (fitted pdf, refined with split–merge) of the normalised values.
   //    The normalised copy and its sorted sample are freed once it is solved.
+  //    The alternation below moves these levels again, so the cheaper search suffices here (the
+  //    thorough one changed the default's SQNR by under 0.05 dB on PP-OCR at 1.5–3× the time).
   LloydMaxParams lp = params.lloyd;
   lp.bits = params.bits;
+  lp.search = LloydSearch::kSplitMerge;
   ScaledQuantization r;
   Codebook codebook;
   {

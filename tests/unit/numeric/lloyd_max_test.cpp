@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -606,6 +608,131 @@ TEST(CodebookMseBounds, ContainTheMeasuredMse) {
         if (offsets[v] == 0.0 && mse > 0.0 && n > 2) {
           EXPECT_LE(b.hi - b.lo, kBoundsUsefulWidth * mse) << "n=" << n << " bits=" << bits;
         }
+      }
+    }
+  }
+}
+
+// Ward's start against a plain O(m²) agglomeration: scan every adjacent pair, merge the one
+// whose merge adds the least squared error, c_a·c_b/(c_a + c_b)·(μ_a − μ_b)², until K remain.
+std::vector<double> naive_ward(const std::vector<float>& values, std::size_t k) {
+  std::vector<double> sorted(values.begin(), values.end());
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> count;
+  std::vector<double> sum;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    if (i > 0 && sorted[i] == sorted[i - 1]) {
+      count.back() += 1.0;
+      sum.back() += sorted[i];
+    } else {
+      count.push_back(1.0);
+      sum.push_back(sorted[i]);
+    }
+  }
+  while (count.size() > k) {
+    std::size_t best = 0;
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j + 1 < count.size(); ++j) {
+      const double d = sum[j] / count[j] - sum[j + 1] / count[j + 1];
+      const double cost = count[j] * count[j + 1] / (count[j] + count[j + 1]) * d * d;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = j;
+      }
+    }
+    count[best] += count[best + 1];
+    sum[best] += sum[best + 1];
+    count.erase(count.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    sum.erase(sum.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+  }
+  std::vector<double> levels;
+  for (std::size_t j = 0; j < count.size(); ++j) levels.push_back(sum[j] / count[j]);
+  return levels;
+}
+
+TEST(WardCodebook, MatchesNaiveAgglomeration) {
+  constexpr double kRelTolerance = 1e-12;
+  std::uint64_t seed = 77;
+  for (const std::size_t n : {std::size_t{3}, std::size_t{40}, std::size_t{300}, std::size_t{1000}}) {
+    for (const bool laplace : {false, true}) {
+      std::vector<float> v = random_sample(n, laplace, ++seed);
+      // Repeated values: one atom each, never split.
+      for (std::size_t i = 0; i + 7 < n; i += 7) v[i + 1] = v[i];
+      const SortedSample sample(v);
+      for (const std::size_t k : {std::size_t{2}, std::size_t{4}, std::size_t{16}}) {
+        if (k >= sample.distinct_count()) continue;
+        const Codebook fast = ward_codebook(sample, k);
+        const std::vector<double> naive = naive_ward(v, k);
+        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k);
+        ASSERT_EQ(fast.size(), naive.size()) << what;
+        for (std::size_t j = 0; j < k; ++j) {
+          EXPECT_NEAR(fast.levels()[j], naive[j], kRelTolerance * std::abs(naive[j]) + 1e-15) << what << " j=" << j;
+        }
+      }
+    }
+  }
+}
+
+TEST(WardCodebook, FindsSeparatedClustersAndKeepsOutliers) {
+  // Four tight clusters far apart: Ward ends with exactly their means.
+  std::vector<float> v;
+  const float centres[] = {-3.0f, -1.0f, 0.5f, 40.0f};
+  for (const float c : centres) {
+    for (int i = -5; i <= 5; ++i) v.push_back(c + 0.001f * static_cast<float>(i));
+  }
+  const Codebook cb = ward_codebook(SortedSample(v), 4);
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_NEAR(cb.levels()[j], centres[j], 1e-6) << j;
+  // Few distinct values: those values, padded with the largest.
+  const Codebook few = ward_codebook(SortedSample(std::vector<float>{2.0f, 1.0f, 2.0f}), 4);
+  EXPECT_EQ(std::vector<double>(few.levels().begin(), few.levels().end()), (std::vector<double>{1.0, 2.0, 2.0, 2.0}));
+  // More distinct values than it starts from (runs of the sorted sample): a lone outlier far out
+  // still gets its own level, because a run never spans more than 1/A of the range.
+  std::vector<float> big = random_sample(200'000, true, 5);
+  big.push_back(50.0f);
+  const Codebook with_outlier = ward_codebook(SortedSample(big), 16);
+  EXPECT_NEAR(with_outlier.levels().back(), 50.0, 1e-9);
+  EXPECT_THROW(ward_codebook(SortedSample(big), 0), Error);
+}
+
+// The thorough search escapes a fixed point of Lloyd: on {0, 2, 3} with levels {1, 3}, 2 is
+// nearest its own level (Lloyd stops at SSE 2), but moving it to the cell of 3 (a Hartigan
+// transfer, or Ward's start, which merges 2 and 3 first) gives the optimum {0}{2,3}, SSE ½.
+// With two levels there is no split–merge exchange to find it instead.
+TEST(LloydMaxThorough, EscapesALloydFixedPoint) {
+  const SortedSample sample(std::vector<float>{0.0f, 2.0f, 3.0f});
+  const Codebook start(std::vector<double>{1.0, 3.0});
+  LloydMaxParams lp;
+  lp.search = LloydSearch::kSplitMerge;
+  EXPECT_DOUBLE_EQ(solve_lloyd_max_split_merge(sample, start, lp).mse, 2.0 / 3.0);
+  lp.search = LloydSearch::kThorough;
+  const LloydMaxResult thorough = solve_lloyd_max_split_merge(sample, start, lp);
+  EXPECT_DOUBLE_EQ(thorough.mse, 0.5 / 3.0);
+  EXPECT_EQ(std::vector<double>(thorough.codebook.levels().begin(), thorough.codebook.levels().end()),
+            (std::vector<double>{0.0, 2.5}));
+}
+
+// The thorough search returns a Lloyd fixed point (levels the means of their own cells) no
+// worse than plain Lloyd from the same start, its mse measured on its codebook.
+TEST(LloydMaxThorough, FixedPointNeverWorseThanLloyd) {
+  std::uint64_t seed = 1000;
+  for (const std::size_t n : {std::size_t{50}, std::size_t{700}, std::size_t{70'000}}) {
+    for (const bool laplace : {false, true}) {
+      const std::vector<float> v = random_sample(n, laplace, ++seed);
+      const SortedSample sample(v);
+      const Fit fit = fit_distribution(sample);
+      for (const int bits : {2, 5, 8}) {
+        LloydMaxParams lp;
+        lp.bits = bits;
+        const Codebook start = solve_lloyd_max_pdf(fit.best_params(), lp).codebook;
+        const LloydMaxResult plain = solve_lloyd_max_data(sample, start, lp);
+        const LloydMaxResult thorough = solve_lloyd_max_split_merge(sample, start, lp);
+        const std::string what = "n=" + std::to_string(n) + " bits=" + std::to_string(bits);
+        EXPECT_LE(thorough.mse, plain.mse * (1.0 + 1e-12)) << what;
+        EXPECT_NEAR(thorough.mse, codebook_mse(sample, thorough.codebook), 1e-12 * thorough.mse) << what;
+        LloydMaxParams one = lp;
+        one.max_iterations = 1;
+        const LloydMaxResult again = solve_lloyd_max_data(sample, thorough.codebook, one);
+        EXPECT_NEAR(again.mse, thorough.mse, 1e-9 * thorough.mse) << what;
       }
     }
   }

@@ -187,6 +187,47 @@ TEST(Optimal, NeverWorseThanLloydOnHeavyTailedSamples) {
   }
 }
 
+// The default Lloyd–Max search (LloydSearch::kThorough) against the exact optimum on small
+// heavy-tailed samples, where local minima are most numerous: within 2% of the optimal MSE on
+// average over the samples at each width and within 5% on every one, while plain split–merge from
+// the same fitted start is measurably further off in total.
+TEST(Optimal, ThoroughLloydIsNearOptimal) {
+  constexpr double kTotalBound = 1.02;
+  constexpr double kEachBound = 1.05;
+  std::uint64_t seed = kSeed + 3;
+  double plain_total_ratio = 0.0;
+  double thorough_total_ratio = 0.0;
+  int cases = 0;
+  for (int bits = 2; bits <= 8; bits += 2) {
+    double width_cases = 0.0;
+    double thorough_sum = 0.0;
+    for (const std::size_t n : {std::size_t{300}, std::size_t{2000}}) {
+      for (const Shape shape : {Shape::kLaplace, Shape::kStudent}) {
+        const std::vector<float> v = random_sample(n, shape, ++seed);
+        const SortedSample s(v);
+        LloydMaxParams lp;
+        lp.bits = bits;
+        const Codebook start = solve_lloyd_max_pdf(fit_distribution(s).best_params(), lp).codebook;
+        const double thorough = solve_lloyd_max_split_merge(s, start, lp).mse;
+        lp.search = LloydSearch::kSplitMerge;
+        const double plain = solve_lloyd_max_split_merge(s, start, lp).mse;
+        OptimalParams op;
+        op.bits = bits;
+        const double optimal = solve_optimal(s, op).mse;
+        const std::string what = "n=" + std::to_string(n) + " bits=" + std::to_string(bits);
+        EXPECT_LE(thorough, optimal * kEachBound) << what;
+        width_cases += 1.0;
+        thorough_sum += thorough / optimal;
+        thorough_total_ratio += thorough / optimal;
+        plain_total_ratio += plain / optimal;
+        ++cases;
+      }
+    }
+    EXPECT_LE(thorough_sum / width_cases, kTotalBound) << "bits=" << bits;
+  }
+  EXPECT_LT(thorough_total_ratio, plain_total_ratio) << cases;
+}
+
 TEST(Optimal, CellsAreContiguousAndLevelsAreTheirMeans) {
   const std::vector<float> v = random_sample(4097, Shape::kStudent, kSeed + 3);
   const SortedSample s(v);

@@ -33,7 +33,9 @@ struct BudgetResult {
 /// added byte that still fits, then spend leftover bytes on any single upgrade that fits, then
 /// exchange the options of pairs of tensors while that lowers the error. The
 /// result is never worse than any "same option index for all tensors" assignment that fits
-/// (e.g. the same bits everywhere), which is also tried.
+/// (e.g. the same bits everywhere), which is also tried, nor than the exact knapsack solution
+/// with bytes rounded up to 1/16384 of the budget (dynamic programming, when that table has
+/// at most 2^26 cell × option entries).
 BudgetResult allocate_budget(std::span<const BudgetTensor> tensors, std::uint64_t budget_bytes);
 
 }  // namespace pqtool

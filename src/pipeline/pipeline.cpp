@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "pqtool/batch.hpp"
@@ -24,9 +25,27 @@ namespace {
 /// A size budget re-allocates and rewrites at most this many times to absorb the estimate of
 /// the file's non-weight bytes.
 constexpr int kMaxBudgetAttempts = 8;
-/// Bytes reserved for the shared unpack tables of widths 1, 2 and 4 (256·(8 + 4 + 2)) and their
-/// nodes, which any mix of bit widths may need once per graph.
-constexpr std::uint64_t kSharedTableReserve = 256 * 14 + 200;
+/// After a fitting attempt, the unused bytes go back to the weights at most this many times,
+/// and only when they are at least kBudgetMinRetrySlack bytes and 1/kBudgetRetrySlackDivisor of
+/// the budget (each retry quantizes the model again).
+constexpr int kMaxBudgetLoosening = 3;
+constexpr std::uint64_t kBudgetMinRetrySlack = 64;
+constexpr std::uint64_t kBudgetRetrySlackDivisor = 1000;
+/// The subgraph estimate is rescaled from an attempt's real size only when the chosen options'
+/// subgraphs add up to at least this many bytes, and by a factor within these bounds per attempt.
+constexpr double kMinGraphBytesToRescale = 1024.0;
+constexpr double kMinGraphRescale = 0.5;
+/// ... and only when it missed by more than this fraction of them (a smaller miss moves the
+/// weights' budget instead, which changes the allocation least).
+constexpr double kGraphMissToRescale = 0.02;
+constexpr double kMaxGraphRescale = 2.0;
+/// Protobuf framing of the output's metadata entry (tags and lengths of the entry, key, value).
+constexpr std::uint64_t kMetadataFramingBytes = 8;
+/// Bytes of a shared unpack table's node (its Cast and names) beyond the table itself.
+constexpr std::uint64_t kTableNodeBytes = 70;
+/// Plane widths with a shared unpack table (as bit flags: width w is flag w).
+constexpr unsigned kTableWidths[] = {1, 2, 4};
+constexpr unsigned kAllTables = 1 | 2 | 4;
 
 
 TensorReport describe(const ConstTensor& t, const TensorPlan& p) {
@@ -79,21 +98,30 @@ void release_payload(onnx::TensorProto& t) {
 }
 
 // Estimated protobuf bytes of a weight's lut dequantization subgraph besides its payload: the
-// nodes and the names they carry (three constants named after the weight, plus per bit plane a
-// constant, a Cast, a Gather and Reshapes with short generated names). The budget loop corrects
-// what the estimate misses.
+// nodes and the names they carry. Calibrated on PP-OCR cls (names of ~13 characters) against
+// the written files, per weight: 241 bytes with one code plane, +222 per further plane (its
+// constant, Cast, Gather, Mul by its shift, Reshape and the Add that joins it), +~820 for
+// log-domain scales with two planes (~560 with one), +~230 for fp16 scales. Names after the
+// weight appear three times for the codes, once more per plane and four more for scales. The
+// budget loop corrects what the estimate still misses.
 constexpr std::uint64_t kLutFixedGraphBytes = 90;
-constexpr std::uint64_t kLutPlaneGraphBytes = 110;
-// Log-domain scales add planes of their own and the offset, stride, Mul, Add and Gather, with
-// four more names after the weight.
-constexpr std::uint64_t kLutLogScaleGraphBytes = 120;
-std::uint64_t lut_graph_bytes(const std::string& name, int bits, int scale_bits) {
+constexpr std::uint64_t kLutFirstPlaneGraphBytes = 100;
+constexpr std::uint64_t kLutMorePlaneGraphBytes = 210;
+constexpr std::uint64_t kLutLogScaleGraphBytes = 420;
+constexpr std::uint64_t kLutHalfScaleGraphBytes = 190;
+
+// Bytes of the planes of `bits`-bit codes in the subgraph.
+std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
   const auto planes = static_cast<std::uint64_t>(plane_widths(bits).size());
-  std::uint64_t bytes = kLutFixedGraphBytes + 3 * name.size() + planes * (kLutPlaneGraphBytes + name.size());
-  if (scale_bits > 0) {
-    const auto scale_planes = static_cast<std::uint64_t>(plane_widths(scale_bits).size());
-    bytes += kLutLogScaleGraphBytes + 4 * name.size() + scale_planes * (kLutPlaneGraphBytes + name.size());
-  }
+  return kLutFirstPlaneGraphBytes + name_bytes + (planes - 1) * (kLutMorePlaneGraphBytes + name_bytes);
+}
+
+// `scale_bits` > 0: log-domain scale codes; 0 with `scaled`: fp16 scales; else one codebook.
+std::uint64_t lut_graph_bytes(const std::string& name, int bits, bool scaled, int scale_bits) {
+  const std::uint64_t n = name.size();
+  std::uint64_t bytes = kLutFixedGraphBytes + 3 * n + plane_graph_bytes(n, bits);
+  if (scaled && scale_bits > 0) bytes += kLutLogScaleGraphBytes + 4 * n + plane_graph_bytes(n, scale_bits);
+  if (scaled && scale_bits == 0) bytes += kLutHalfScaleGraphBytes + 3 * n;
   return bytes;
 }
 
@@ -140,11 +168,89 @@ QuantizeJob resolve_format(QuantizeJob job) {
   return job;
 }
 
+// The shared unpack tables (flags of kTableWidths) that storing `bits`-bit codes in `lut` needs,
+// with `scale_bits`-bit scale codes (0: none).
+unsigned tables_needed(Format format, int bits, int scale_bits) {
+  if (format != Format::kLut || bits == 0) return 0;
+  unsigned flags = 0;
+  for (int b : {bits, scale_bits}) {
+    if (b == 0) continue;
+    for (int w : plane_widths(b)) {
+      if (w < kMaxBits) flags |= static_cast<unsigned>(w);
+    }
+  }
+  return flags;
+}
+
+// Bytes of the shared unpack tables in `flags`: a uint8 table of 256 × (8 / w) codes each.
+std::uint64_t table_bytes(unsigned flags) {
+  std::uint64_t bytes = 0;
+  for (unsigned w : kTableWidths) {
+    if (flags & w) bytes += static_cast<std::uint64_t>(kByteValues) * (kMaxBits / w) + kTableNodeBytes;
+  }
+  return bytes;
+}
+
+// Every weight's options under a size budget, with the shared tables each option needs.
+struct OptionCurves {
+  std::vector<BudgetTensor> tensors;
+  std::vector<std::vector<unsigned>> tables;       ///< [k][i]: tables_needed of tensors[k].options[i]
+  std::vector<std::vector<std::uint64_t>> graph;   ///< [k][i]: the estimated subgraph bytes in its bytes
+};
+
+// The curves with every option's subgraph estimate multiplied by `graph_scale`.
+OptionCurves with_graph_scale(const OptionCurves& curves, double graph_scale) {
+  OptionCurves scaled = curves;
+  for (std::size_t k = 0; k < scaled.tensors.size(); ++k) {
+    for (std::size_t i = 0; i < scaled.tensors[k].options.size(); ++i) {
+      const std::uint64_t graph = curves.graph[k][i];
+      const auto rescaled = static_cast<std::uint64_t>(std::llround(static_cast<double>(graph) * graph_scale));
+      scaled.tensors[k].options[i].bytes = curves.tensors[k].options[i].bytes - graph + rescaled;
+      scaled.graph[k][i] = rescaled;
+    }
+  }
+  return scaled;
+}
+
+// The allocation of `budget` bytes (weights and shared tables; the rest of the file already
+// taken out) with the least error. The tables are paid once per graph whatever uses them, so
+// they are not part of any one weight's cost: each of the 8 sets of tables is tried, with only
+// the options that set can decode and its bytes taken from the budget. `bytes` includes the
+// tables; infeasible: the smallest total any set reaches.
+BudgetResult allocate_with_tables(const OptionCurves& curves, std::uint64_t budget) {
+  BudgetResult best;
+  std::uint64_t smallest = std::numeric_limits<std::uint64_t>::max();
+  for (unsigned flags = 0; flags <= kAllTables; ++flags) {
+    const std::uint64_t tables = table_bytes(flags);
+    std::vector<BudgetTensor> allowed(curves.tensors.size());
+    std::vector<std::vector<std::size_t>> index(curves.tensors.size());
+    for (std::size_t k = 0; k < curves.tensors.size(); ++k) {
+      for (std::size_t i = 0; i < curves.tensors[k].options.size(); ++i) {
+        if ((curves.tables[k][i] & ~flags) != 0) continue;
+        allowed[k].options.push_back(curves.tensors[k].options[i]);
+        index[k].push_back(i);
+      }
+    }
+    BudgetResult r = allocate_budget(allowed, budget - std::min(budget, tables));
+    smallest = std::min(smallest, r.bytes + tables);
+    if (!r.feasible || tables > budget || (best.feasible && !(r.sse < best.sse))) continue;
+    for (std::size_t k = 0; k < r.choice.size(); ++k) r.choice[k] = index[k][r.choice[k]];
+    r.bytes += tables;
+    best = std::move(r);
+  }
+  if (!best.feasible) best.bytes = smallest;
+  return best;
+}
+
 // Every option a size budget may choose for each weight: bits 1..8 at the planned granularity
 // and method, and keeping it in float. Costs are stored bytes; errors are Σ(w − ŵ)².
-std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
-                                        const std::vector<std::size_t>& todo, const QuantizeJob& job) {
-  std::vector<BudgetTensor> curves(todo.size());
+OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
+                           const std::vector<std::size_t>& todo, const QuantizeJob& job) {
+  OptionCurves out;
+  out.tables.resize(todo.size());
+  out.graph.resize(todo.size());
+  std::vector<BudgetTensor>& curves = out.tensors;
+  curves.resize(todo.size());
   std::vector<const ConstTensor*> todo_tensors;
   for (std::size_t idx : todo) todo_tensors.push_back(&tensors[idx]);
   const std::vector<onnx::TensorProto*> protos = find_tensor_protos(*model.proto, todo_tensors);
@@ -169,14 +275,17 @@ std::vector<BudgetTensor> option_curves(const Model& model, const std::vector<Co
           qp.scale_bits = job.plan.scale_bits;
         }
         const TensorQuantization q = quantize_tensor(values, qp);
-        const std::uint64_t bytes =
-            payload_bytes(job.format, t, q) + lut_graph_bytes(t.name, bits, q.scales.empty() ? 0 : q.scale_bits);
-        curves[k].options.push_back({bits, bytes, q.error.sum_squares_error, per_tensor});
+        const std::uint64_t graph = lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits);
+        curves[k].options.push_back({bits, payload_bytes(job.format, t, q) + graph, q.error.sum_squares_error, per_tensor});
+        out.tables[k].push_back(tables_needed(job.format, bits, q.scales.empty() ? 0 : q.scale_bits));
+        out.graph[k].push_back(graph);
       }
     }
     curves[k].options.push_back({0, t.bytes, 0.0});
+    out.tables[k].push_back(0);
+    out.graph[k].push_back(0);
   });
-  return curves;
+  return out;
 }
 
 }  // namespace
@@ -257,17 +366,18 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   // 2b. A size budget: every weight's error-vs-bytes curve, then bits per weight that minimise
   //     the total error within the budget. The file's other bytes are estimated, and the budget
   //     for the weights tightened by any excess until the written model fits.
-  std::vector<BudgetTensor> curves;
-  std::uint64_t weight_budget = 0;
+  OptionCurves curves;
+  std::uint64_t weight_budget = 0;  // for the weights and the shared tables
   if (job.target_size) {
     notify("budget", 0, todo.size());
     curves = option_curves(model, tensors, plan, todo, job);
     std::uint64_t float_bytes = 0;
     for (std::size_t idx : todo) float_bytes += tensors[idx].bytes;
-    // The rest of the file, plus the shared unpack tables a mix of widths may need.
-    const std::uint64_t kept = model.file_bytes - std::min(model.file_bytes, float_bytes + folded_away);
-    const std::uint64_t other = kept + kSharedTableReserve;
-    weight_budget = *job.target_size - std::min(*job.target_size, other);
+    // The rest of the file (the shared tables are counted by the allocation), with the metadata
+    // entry the output gets (its key, value and field tags).
+    const std::uint64_t metadata = kMetadataKey.size() + output_metadata(job).size() + kMetadataFramingBytes;
+    const std::uint64_t kept = model.file_bytes - std::min(model.file_bytes, float_bytes + folded_away) + metadata;
+    weight_budget = *job.target_size - std::min(*job.target_size, kept);
   }
   const std::vector<TensorPlan> planned = plan.entries;
 
@@ -275,9 +385,26 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   double signal = 0.0;
   double noise = 0.0;
   std::uint64_t stored_bytes = 0;
+  // With a budget, the best attempt that fits (least error) so far: a later attempt may loosen
+  // the weights' budget by the file's unused bytes and overshoot, and then this one is kept.
+  struct Fitting {
+    onnx::ModelProto out;
+    std::vector<TensorReport> tensors;
+    double signal = 0.0, noise = 0.0;
+    std::uint64_t stored_bytes = 0, params_quantized = 0, bytes_out = 0;
+  };
+  std::optional<Fitting> fitting;
+  int loosened = 0;
+  // The subgraph estimates are corrected from each attempt's real size: the whole difference
+  // between the written and the estimated file is put on the chosen options' subgraphs.
+  double graph_scale = 1.0;
+  std::uint64_t estimated_bytes = 0;
+  double chosen_graph = 0.0;
+  std::vector<std::size_t> previous_choice;
   for (int attempt = 0;; ++attempt) {
     if (job.target_size) {
-      const BudgetResult alloc = allocate_budget(curves, weight_budget);
+      const OptionCurves scaled = with_graph_scale(curves, graph_scale);
+      const BudgetResult alloc = allocate_with_tables(scaled, weight_budget);
       if (!alloc.feasible) {
         const std::uint64_t smallest = *job.target_size - weight_budget + alloc.bytes;
         throw Error(ErrorCode::kBadUsage,
@@ -285,10 +412,15 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
                                 "{} bytes (every weight at 1 bit)",
                                 file, *job.target_size, smallest));
       }
+      if (fitting && alloc.choice == previous_choice) break;  // nothing left to change
+      previous_choice = alloc.choice;
+      estimated_bytes = *job.target_size - weight_budget + alloc.bytes;
+      chosen_graph = 0.0;
+      for (std::size_t k = 0; k < todo.size(); ++k) chosen_graph += static_cast<double>(scaled.graph[k][alloc.choice[k]]);
       plan.entries = planned;
       for (std::size_t k = 0; k < todo.size(); ++k) {
         TensorPlan& e = plan.entries[todo[k]];
-        const BudgetOption& option = curves[k].options[alloc.choice[k]];
+        const BudgetOption& option = curves.tensors[k].options[alloc.choice[k]];
         e.bits = option.bits;
         if (option.per_tensor) {
           e.granularity = Granularity::kTensor;
@@ -417,10 +549,46 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     meta->set_key(std::string(kMetadataKey));
     meta->set_value(output_metadata(job));
     report.bytes_out = stored_model_bytes(out);
-    if (!job.target_size || report.bytes_out <= *job.target_size) break;
+    if (!job.target_size) break;
+    // Correct the estimate by this attempt's miss: a large miss rescales the subgraph estimates
+    // (they are what the estimate is least sure of); a small one, or one on options with almost
+    // no subgraph, moves the weights' budget by it, which changes the allocation least.
+    const double miss = static_cast<double>(report.bytes_out) - static_cast<double>(estimated_bytes);
+    const bool rescale = chosen_graph >= kMinGraphBytesToRescale && std::abs(miss) > kGraphMissToRescale * chosen_graph;
+    if (rescale) {
+      graph_scale *= std::clamp(1.0 + miss / chosen_graph, kMinGraphRescale, kMaxGraphRescale);
+    } else if (miss > 0.0) {
+      weight_budget -= std::min(weight_budget, static_cast<std::uint64_t>(miss));
+    } else {
+      weight_budget += static_cast<std::uint64_t>(-miss);
+    }
+    if (report.bytes_out <= *job.target_size) {
+      // It fits; the best fitting attempt is the one written. While the file leaves enough
+      // bytes unused, another attempt (a few at most) may spend them.
+      if (!fitting || noise < fitting->noise) {
+        fitting = Fitting{std::move(out), report.tensors, signal, noise, stored_bytes, report.params_quantized,
+                          report.bytes_out};
+      }
+      const std::uint64_t slack = *job.target_size - report.bytes_out;
+      const auto worth = std::max<std::uint64_t>(kBudgetMinRetrySlack, *job.target_size / kBudgetRetrySlackDivisor);
+      if (slack < worth || loosened >= kMaxBudgetLoosening || attempt >= kMaxBudgetAttempts) break;
+      ++loosened;
+      continue;
+    }
+    if (fitting && attempt >= kMaxBudgetAttempts) break;  // keep the best that fit
     PQ_CHECK(attempt < kMaxBudgetAttempts, ErrorCode::kInternal,
              "{}: --target-size: the output still exceeds the budget after {} attempts", file, attempt + 1);
-    weight_budget -= std::min(weight_budget, report.bytes_out - *job.target_size);
+    // Over the budget with an exact estimate can only be an allocation at the budget's edge.
+    if (!rescale && !(miss > 0.0)) weight_budget -= std::min(weight_budget, report.bytes_out - *job.target_size);
+  }
+  if (fitting) {
+    out = std::move(fitting->out);
+    report.tensors = std::move(fitting->tensors);
+    signal = fitting->signal;
+    noise = fitting->noise;
+    stored_bytes = fitting->stored_bytes;
+    report.params_quantized = fitting->params_quantized;
+    report.bytes_out = fitting->bytes_out;
   }
   if (!job.dry_run) {
     const SavedFiles saved = save_model(std::move(out), job.output, job.input, SaveOptions{job.force, job.external_data});

@@ -73,6 +73,38 @@ TEST(Budget, WithinBudgetNearOptimalAndNeverWorseThanUniformBits) {
   }
 }
 
+// Budgets of at most 16,384 bytes put the knapsack on a one-byte grid, so the allocation is the
+// exhaustive optimum exactly, at any budget between the cheapest and the dearest choice (not
+// only at a fixed width's size, where marginal analysis alone is already near-optimal).
+TEST(Budget, ExactOptimumOnSmallBudgets) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 30; ++trial) {
+    const auto tensors = random_tensors(rng, 4);
+    std::uint64_t lo = 0;
+    std::uint64_t hi = 0;
+    for (const auto& t : tensors) {
+      std::uint64_t cheapest = t.options.front().bytes;
+      std::uint64_t dearest = 0;
+      for (const auto& o : t.options) {
+        cheapest = std::min(cheapest, o.bytes);
+        dearest = std::max(dearest, o.bytes);
+      }
+      lo += cheapest;
+      hi += dearest;
+    }
+    ASSERT_LE(hi, 16'384u);
+    std::uniform_int_distribution<std::uint64_t> pick(lo, hi);
+    for (int k = 0; k < 5; ++k) {
+      const std::uint64_t budget = pick(rng);
+      const BudgetResult r = allocate_budget(tensors, budget);
+      ASSERT_TRUE(r.feasible);
+      EXPECT_LE(r.bytes, budget);
+      const double opt = brute_force(tensors, budget);
+      EXPECT_NEAR(r.sse, opt, 1e-12 * opt) << "trial " << trial << " budget " << budget;
+    }
+  }
+}
+
 TEST(Budget, InfeasibleReportsSmallestReachableSize) {
   std::mt19937 rng(7);
   const auto tensors = random_tensors(rng, 4);

@@ -12,7 +12,8 @@
 // protobuf parse + serialize of the same model. pqtool's report has no per-stage times, so for
 // every lut/fake row `stages` runs the pipeline's stages in a child of its own, timing each: it
 // mirrors src/pipeline/pipeline.cpp and quantize_tensor() (src/numeric/quantize.cpp) step by step
-// with the library's public functions, for tensor granularity.
+// with the library's public functions, for the default plan (blocks with log-domain scales, or
+// one codebook per tensor where the plan says so).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -55,6 +56,7 @@
 #include "pqtool/quantize.hpp"
 #include "pqtool/rewrite.hpp"
 #include "pqtool/sample.hpp"
+#include "pqtool/scaled.hpp"
 #include "pqtool/stats.hpp"
 
 namespace {
@@ -246,9 +248,12 @@ std::string last_line(const std::string& text) {
 // ---- the `stages` subcommand: the pipeline's stages, timed ---------------------------------
 
 /// Per-tensor steps of quantize_tensor (tensor granularity), summed over tensors (thread-seconds).
-enum Step { kRead, kStats, kSort, kFit, kParametric, kSolve, kEncode, kError, kStepCount };
-constexpr std::array<const char*, kStepCount> kStepNames{"read", "stats", "sort", "fit",
-                                                         "parametric", "solve", "encode", "error"};
+/// With scales (the default blocks), "scaled" is quantize_scaled: the shared codebook, the
+/// alternation, the log-scale grid search, encoding and the error; the per-tensor steps after
+/// "fit" stay 0.
+enum Step { kRead, kStats, kSort, kFit, kParametric, kSolve, kEncode, kError, kScaled, kStepCount };
+constexpr std::array<const char*, kStepCount> kStepNames{"read",  "stats",  "sort",  "fit",   "parametric",
+                                                         "solve", "encode", "error", "scaled"};
 
 struct StagesOptions {
   fs::path input;
@@ -282,11 +287,13 @@ Json run_stages(const StagesOptions& o) {
   stage("load", [&] { model = load_model(o.input); });
   stage("fold", [&] { fold_batch_norms(model); });
   stage("discover", [&] { tensors = discover_tensors(model); });
+  int plan_scale_bits = 0;
   stage("plan", [&] {
     PlanOptions po;
     po.bits = o.bits;
     po.method = *method;
     plan = make_plan(tensors, po);
+    plan_scale_bits = po.scale_bits;
   });
   std::vector<std::size_t> chosen;
   for (const TensorPlan& e : plan.entries) {
@@ -294,7 +301,7 @@ Json run_stages(const StagesOptions& o) {
   }
   std::vector<QuantizedWeight> quantized(chosen.size());
   std::vector<std::array<double, kStepCount>> steps(chosen.size());
-  std::vector<int> iterations(chosen.size());  // Lloyd iterations on the data, split-merge included
+  std::vector<int> iterations(chosen.size());  // Lloyd iterations on the data (split-merge included), or scaled rounds
   std::vector<int> moves(chosen.size());       // split-merge exchanges kept
   const LloydMaxParams lloyd;
   std::vector<const ConstTensor*> chosen_tensors;
@@ -328,10 +335,36 @@ Json run_stages(const StagesOptions& o) {
       lap(kRead);
       const SummaryStats stats = compute_stats(values);
       lap(kStats);
-      const SortedSample sample(values);
+      std::optional<SortedSample> sorted(std::in_place, values);
+      const SortedSample& sample = *sorted;
       lap(kSort);
       const Fit fit = fit_distribution(sample);
       lap(kFit);
+      quantized[k].tensor = &ct;
+      quantized[k].bits = p.bits;
+      if (p.granularity != Granularity::kTensor) {
+        // Mirrors quantize_tensor()'s scaled branch (the sorted sample is only for the fit).
+        sorted.reset();
+        ScaledParams sp;
+        sp.bits = p.bits;
+        sp.method = p.method == Method::kAuto ? Method::kLloydMax : p.method;
+        sp.lloyd = lloyd;
+        sp.codebook_precision = precision_of(ct.type);
+        sp.scale_bits = plan_scale_bits;
+        ScaledQuantization q = quantize_scaled(values, p.layout, sp);
+        lap(kScaled);
+        iterations[k] = q.rounds;
+        quantized[k].levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+        quantized[k].codes = std::move(q.codes);
+        quantized[k].scales = std::move(q.scales);
+        quantized[k].scale_codes = std::move(q.scale_codes);
+        quantized[k].scale_bits = quantized[k].scale_codes.empty() ? 0 : plan_scale_bits;
+        quantized[k].scale_base = q.scale_base;
+        quantized[k].scale_stride = q.scale_stride;
+        quantized[k].layout = p.layout;
+        quantized[k].grid = q.grid;
+        return;
+      }
       LloydMaxParams lp = lloyd;
       lp.bits = p.bits;
       const double parametric_mse = codebook_mse(sample, solve_lloyd_max_pdf(fit.best_params(), lp).codebook);
@@ -352,8 +385,6 @@ Json run_stages(const StagesOptions& o) {
       (void)stats;
       (void)parametric_mse;
       (void)error;
-      quantized[k].tensor = &ct;
-      quantized[k].bits = p.bits;
       quantized[k].levels.assign(codebook.levels().begin(), codebook.levels().end());
       quantized[k].codes = std::move(codes);
     });
@@ -622,7 +653,7 @@ void write_md(const fs::path& path, const std::vector<Row>& rows, const RunOptio
   // Quantize-stage breakdown (thread-seconds).
   os << "\n## Inside the quantize stage (thread-seconds summed over tensors)\n\n| model | bits | threads |";
   for (const char* s : kStepNames) os << " " << s << " |";
-  os << " sum | quantize wall | Lloyd iterations | split-merge moves |\n|---|---|---|";
+  os << " sum | quantize wall | Lloyd iterations or scaled rounds | split-merge moves |\n|---|---|---|";
   for (std::size_t i = 0; i < kStepNames.size() + 4; ++i) os << "---|";
   os << "\n";
   for (const Row& r : rows) {

@@ -151,16 +151,14 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   r.codes.assign(values.size(), 0);
   std::vector<double> num(std::max(levels, groups));
   std::vector<double> den(std::max(levels, groups));
-  auto assign = [&] {
-    for_each_group(layout, [&](std::size_t g, std::size_t i) {
-      const double x = scale[g] > 0.0 ? static_cast<double>(values[i]) / scale[g] : 0.0;
-      r.codes[i] = static_cast<std::uint8_t>(codebook.encode(x));
-    });
-  };
-  auto sse = [&] {
+  // Codes given levels and scales (nearest level), returning the squared error they leave.
+  auto assign_sse = [&] {
     double e = 0.0;
     for_each_group(layout, [&](std::size_t g, std::size_t i) {
-      const double d = values[i] - scale[g] * codebook.decode(r.codes[i]);
+      const double x = scale[g] > 0.0 ? static_cast<double>(values[i]) / scale[g] : 0.0;
+      const std::uint32_t q = codebook.encode(x);
+      r.codes[i] = static_cast<std::uint8_t>(q);
+      const double d = values[i] - scale[g] * codebook.decode(q);
       e += d * d;
     });
     return e;
@@ -191,8 +189,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       den[g] += c * c;
     });
   };
-  assign();
-  double previous = sse();
+  double previous = assign_sse();
   // With log-domain scales the continuous rounds only need to get close: the grid search that
   // follows moves every scale by up to a factor of two anyway.
   const int rounds = log_scales ? std::min(params.rounds, kRoundsBeforeLogScales) : params.rounds;
@@ -205,8 +202,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       if (den[g] > 0.0 && num[g] > 0.0) scale[g] = num[g] / den[g];
     }
     // Step 3: codes given levels and scales — nearest level.
-    assign();
-    const double e = sse();
+    const double e = assign_sse();
     r.mse_history.push_back(e / static_cast<double>(values.size()));
     r.rounds = round;
     if (previous - e <= kScaledTolerance * previous) break;
@@ -264,7 +260,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       }
       return e;
     };
-    assign();
+    assign_sse();
     for (int round = 0; round < kLogScaleRounds; ++round) {
       solve_levels();
       scale_sums();
@@ -287,6 +283,8 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
         // The first round searches the whole range; later ones, where the codebook has moved
         // little, only next to the current scale and the new least-squares one.
         if (round == 0) {
+          // (Every other grid point, then the ones next to the best, cost cls 0.02 dB and saved
+          // 3% of the time: the bound already stops far candidates early.)
           for (long k = below - reach + 1; k <= below + reach; ++k) try_code(k);
         } else {
           const int current = best;
@@ -296,8 +294,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
         }
         set_code(g, best);
       }
-      assign();
-      r.mse_history.push_back(sse() / static_cast<double>(values.size()));
+      r.mse_history.push_back(assign_sse() / static_cast<double>(values.size()));
     }
     r.scale_codes.assign(code.begin(), code.end());
   }
@@ -311,7 +308,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     if (!log_scales) scale[g] = round_scale(scale[g], params.scale_precision);
     r.scales[g] = static_cast<float>(scale[g]);
   }
-  assign();
+  assign_sse();
   r.error = measure_error(values, dequantize_scaled(r, layout));
   return r;
 }

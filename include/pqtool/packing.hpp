@@ -23,6 +23,11 @@ constexpr int kMaxBits = 8;
 /// The `--bits` value that means float16 weights (the fp16 format) rather than 2^bits levels.
 constexpr int kFp16Bits = 16;
 constexpr int kByteValues = 256;
+/// Bytes of the table that unpacks a plane of `width`-bit codes (1, 2 or 4): one uint8 code per
+/// width-bit digit of every byte value, 256 × (8 / width).
+constexpr std::uint64_t unpack_table_bytes(int width) {
+  return static_cast<std::uint64_t>(kByteValues) * static_cast<std::uint64_t>(kMaxBits / width);
+}
 
 struct BitPlane {
   int width = 8;                    ///< bits of the code held in this plane: 1, 2, 4 or 8

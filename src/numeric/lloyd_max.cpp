@@ -80,7 +80,7 @@ constexpr double kSplitMergeMinGain = 1e-9;
 constexpr std::size_t kSplitMergeCandidates = 4;
 constexpr int kSplitMergeTriesPerRound = 8;
 /// LloydSearch::kThorough uses Hartigan's transfers and runs the wide exchanges from both starts
-/// up to this many values per level (above it: the better start, plain exchanges).
+/// on samples of up to this many values (above it: the better start, plain exchanges).
 constexpr std::size_t kBothChainsMaxValues = std::size_t{1} << 16;
 /// The split and merge candidates and tries for LloydSearch::kThorough.
 constexpr std::size_t kThoroughSplitCandidates = 8;
@@ -92,7 +92,7 @@ constexpr double kHartiganMinGain = 1e-12;
 /// Sweeps of Hartigan transfers over all cell boundaries, at most.
 constexpr int kHartiganMaxSweeps = 1'000;
 /// Ward's agglomeration starts from the distinct values when there are at most this many per
-/// level (and at least kWardMinAtoms), else from that many equal-count runs of the sorted sample.
+/// level (and at least kWardMinAtoms), else from about that many runs of the sorted sample.
 constexpr std::size_t kWardAtomsPerLevel = 32;
 constexpr std::size_t kWardMinAtoms = 1024;
 /// Factor applied to every term of codebook_mse_bounds' error bound, beyond the analysis.
@@ -567,6 +567,18 @@ LloydMaxResult solve_lloyd_max_pdf(const DistributionParams& params, const Lloyd
 
 namespace {
 
+/// The lossless codebook of a sample with no more distinct values than `level_count`: one level
+/// per value, the rest copies of the largest.
+Codebook distinct_values_codebook(const SortedSample& sample, std::size_t level_count) {
+  std::vector<double> levels;
+  levels.reserve(level_count);
+  for (std::size_t i = 0; i < sample.size(); ++i) {
+    if (i == 0 || sample[i] != sample[i - 1]) levels.push_back(static_cast<double>(sample[i]));
+  }
+  levels.resize(level_count, static_cast<double>(sample.max()));
+  return Codebook(std::move(levels));
+}
+
 /// solve_lloyd_max_data; with `measure_final` false the final codebook_mse() pass (O(n)) is
 /// skipped and `mse` is left 0, for callers that may not need it.
 LloydMaxResult lloyd_descent(const SortedSample& sample, const Codebook& initial, const LloydMaxParams& lp,
@@ -583,13 +595,7 @@ LloydMaxResult lloyd_descent(const SortedSample& sample, const Codebook& initial
   // Degenerate: no more distinct values than levels. Each value gets its own level (the
   // remaining levels duplicate the largest value) and the quantizer is lossless.
   if (sample.distinct_count() <= level_count) {
-    std::vector<double> levels;
-    levels.reserve(level_count);
-    for (std::size_t i = 0; i < sample.size(); ++i) {
-      if (i == 0 || sample[i] != sample[i - 1]) levels.push_back(static_cast<double>(sample[i]));
-    }
-    levels.resize(level_count, static_cast<double>(sample.max()));
-    r.codebook = Codebook(std::move(levels));
+    r.codebook = distinct_values_codebook(sample, level_count);
     r.converged = true;
     r.mse = codebook_mse(sample, r.codebook);
     return r;
@@ -879,8 +885,9 @@ Codebook ward_codebook(const SortedSample& sample, std::size_t level_count) {
   PQ_CHECK(!sample.empty(), ErrorCode::kBadUsage, "ward_codebook: empty sample");
   PQ_CHECK(level_count > 0, ErrorCode::kBadUsage, "ward_codebook: no levels");
   const std::size_t n = sample.size();
-  // Step 1: the starting clusters — the distinct values, or equal-count runs of the sorted
-  //         sample when there are too many of them (a run's end moves past equal values).
+  // Step 1: the starting clusters — the distinct values, or runs of the sorted sample bounded in
+  //         count and width when there are too many of them (a run's end moves past equal values).
+  if (sample.distinct_count() <= level_count) return distinct_values_codebook(sample, level_count);
   const std::size_t max_atoms = std::max(kWardMinAtoms, kWardAtomsPerLevel * level_count);
   std::vector<std::size_t> starts;
   if (sample.distinct_count() <= max_atoms) {
@@ -903,12 +910,6 @@ Codebook ward_codebook(const SortedSample& sample, std::size_t level_count) {
     }
   }
   const std::size_t m = starts.size();
-  if (m <= level_count) {
-    std::vector<double> levels;
-    for (const std::size_t i : starts) levels.push_back(static_cast<double>(sample[i]));
-    levels.resize(level_count, static_cast<double>(sample.max()));
-    return Codebook(std::move(levels));
-  }
   struct Cluster {
     double count = 0.0, sum = 0.0;
     std::size_t prev = 0, next = 0;  ///< neighbours; m means none
@@ -961,10 +962,12 @@ Codebook ward_codebook(const SortedSample& sample, std::size_t level_count) {
     if (a.prev < m) push(a.prev, p.left);
     if (a.next < m) push(p.left, a.next);
   }
-  // Step 3: the levels are the surviving clusters' means, in order.
+  // Step 3: the levels are the surviving clusters' means, in order (padded with the last when
+  //         runs of many equal values left fewer clusters than levels).
   std::vector<double> levels;
   levels.reserve(level_count);
   for (std::size_t k = 0; k < m; k = clusters[k].next) levels.push_back(clusters[k].sum / clusters[k].count);
+  levels.resize(level_count, levels.back());
   return Codebook(std::move(levels));
 }
 
@@ -973,9 +976,9 @@ LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Cod
   LloydMaxResult best = solve_lloyd_max_data(sample, initial, lp);
   if (sample.distinct_count() <= initial.size()) return best;
   if (lp.search != LloydSearch::kThorough) return exchange_levels(sample, std::move(best), initial.size(), lp);
-  // Thorough: a second start from Ward's clustering of the data. On a large sample (over 64 values
-  // per level) Lloyd from each start, then the plain exchanges from the lower. On a small one
-  // (few values per level: many shallow local minima, cheap descents) every descent ends with
+  // Thorough: a second start from Ward's clustering of the data. On a large sample (over
+  // kBothChainsMaxValues) Lloyd from each start, then the plain exchanges from the lower. On a
+  // small one (few values per level: many shallow local minima, cheap descents) every descent ends with
   // Hartigan's transfers and the wide exchanges run from both starts. Ties keep the fitted start.
   if (sample.size() > kBothChainsMaxValues) {
     LloydMaxParams plain = lp;

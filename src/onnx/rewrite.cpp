@@ -487,7 +487,7 @@ class GraphWriter {
       apply_edit(edit);
       if (stats != nullptr) {
         for (const auto& [ws, name] : edit.tables) {
-          stats->shared_bytes += static_cast<std::uint64_t>(kByteValues * (8 / ws.first));
+          stats->shared_bytes += unpack_table_bytes(ws.first);
           (void)name;
         }
         if (edit.scale_exponents) {

@@ -182,11 +182,11 @@ unsigned tables_needed(Format format, int bits, int scale_bits) {
   return flags;
 }
 
-// Bytes of the shared unpack tables in `flags`: a uint8 table of 256 × (8 / w) codes each.
+// Bytes of the shared unpack tables in `flags`, with their nodes.
 std::uint64_t table_bytes(unsigned flags) {
   std::uint64_t bytes = 0;
   for (unsigned w : kTableWidths) {
-    if (flags & w) bytes += static_cast<std::uint64_t>(kByteValues) * (kMaxBits / w) + kTableNodeBytes;
+    if (flags & w) bytes += unpack_table_bytes(static_cast<int>(w)) + kTableNodeBytes;
   }
   return bytes;
 }
@@ -214,13 +214,20 @@ OptionCurves with_graph_scale(const OptionCurves& curves, double graph_scale) {
 
 // The allocation of `budget` bytes (weights and shared tables; the rest of the file already
 // taken out) with the least error. The tables are paid once per graph whatever uses them, so
-// they are not part of any one weight's cost: each of the 8 sets of tables is tried, with only
-// the options that set can decode and its bytes taken from the budget. `bytes` includes the
-// tables; infeasible: the smallest total any set reaches.
+// they are not part of any one weight's cost: each set of the tables some option needs is tried
+// (up to 8; one, the empty set, for formats without tables), with only the options that set can
+// decode and its bytes taken from the budget. `bytes` includes the tables; infeasible: the
+// smallest total any set reaches.
 BudgetResult allocate_with_tables(const OptionCurves& curves, std::uint64_t budget) {
+  unsigned used = 0;
+  for (const auto& per_tensor : curves.tables) {
+    for (const unsigned t : per_tensor) used |= t;
+  }
   BudgetResult best;
   std::uint64_t smallest = std::numeric_limits<std::uint64_t>::max();
   for (unsigned flags = 0; flags <= kAllTables; ++flags) {
+    // A table no option needs only takes bytes: such a set is never better than its subset.
+    if ((flags & ~used) != 0) continue;
     const std::uint64_t tables = table_bytes(flags);
     std::vector<BudgetTensor> allowed(curves.tensors.size());
     std::vector<std::vector<std::size_t>> index(curves.tensors.size());

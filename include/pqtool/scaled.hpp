@@ -19,6 +19,11 @@
 namespace pqtool {
 
 constexpr int kDefaultScaledRounds = 12;
+/// Tensors with log-domain scales and more groups than this solve their codebook and scale
+/// ratio on an evenly spread sample of kSolveSampleGroups groups, then search every group's scale
+/// against that codebook in two passes (see quantize_scaled).
+constexpr std::size_t kSampledSolveMinGroups = std::size_t{1} << 13;
+constexpr std::size_t kSolveSampleGroups = std::size_t{1} << 12;
 
 /// Log-domain scales: a stored scale is 2^(e / kScaleStepsPerOctave) for an integer exponent e
 /// on a weight's own window e = base + m·k, k = 0 … 2^scale_bits − 1, and the weight stores k as a
@@ -55,6 +60,9 @@ struct ScaledParams {
   /// > 0: scales are stored as log-domain codes of this many bits (see kScaleStepsPerOctave)
   /// instead of at scale_precision — unless the whole tensor is zero (then scale_codes is empty).
   int scale_bits = 0;
+  /// With log-domain scales and more groups than this, the sampled solve (kSampledSolveMinGroups).
+  std::size_t sampled_solve_min_groups = kSampledSolveMinGroups;
+  std::size_t sample_groups = kSolveSampleGroups;  ///< groups in that sample
 };
 
 struct ScaledQuantization {
@@ -71,6 +79,7 @@ struct ScaledQuantization {
   std::optional<AffineGrid> grid;
   ErrorStats error;                  ///< of the reconstruction a runtime computes in float32
   int rounds = 0;                    ///< alternating rounds run
+  bool sampled = false;              ///< solved on a sample of groups (see quantize_scaled)
   std::vector<double> mse_history;   ///< MSE after each round
 };
 
@@ -85,6 +94,14 @@ struct ScaledQuantization {
 /// best grid scale between half and twice its least-squares scale (later rounds: next to its
 /// current one), codes re-chosen for each (step 3 on the grid, a search rather than a formula),
 /// and codes (step 1).
+///
+/// Large tensors (log-domain scales, more than params.sampled_solve_min_groups groups) run all
+/// of that on an evenly spread sample of params.sample_groups groups only; the sample gives the
+/// codebook and the ratio of a group's solved scale to its RMS. Every group then searches the
+/// exponent grid from half to twice ratio·RMS against that codebook (codes re-chosen), the
+/// levels move to the centroids of all groups (step 2), and every group searches next to its
+/// scale and its new least-squares scale once more: two passes over the tensor instead of a
+/// dozen, at a few hundredths of a dB.
 ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLayout& layout,
                                    const ScaledParams& params);
 

@@ -15,6 +15,12 @@
 #include "pqtool/uniform.hpp"
 
 namespace pqtool {
+namespace {
+
+/// Values a grouped tensor's distribution fit reads at most (an evenly strided subset beyond).
+constexpr std::size_t kGroupedFitMaxValues = std::size_t{1} << 20;
+
+}  // namespace
 
 std::string_view to_string(Method m) {
   for (const MethodInfo& info : kMethods) {
@@ -135,8 +141,19 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.method = params.method == Method::kAuto ? Method::kLloydMax : params.method;
   q.stats = compute_stats(values);
 
-  // 1. Sort once; every later step reads the sorted sample and its prefix sums.
-  std::optional<SortedSample> sorted(std::in_place, values);
+  // 1. Sort once; every later step reads the sorted sample and its prefix sums. With scale
+  //    groups the sample only serves the fit, and a large tensor's fit reads every k-th value
+  //    (at most kGroupedFitMaxValues: the KS statistic's own sampling error there is ~1/√n).
+  std::optional<SortedSample> sorted;
+  if (params.groups && values.size() > kGroupedFitMaxValues) {
+    const std::size_t every = (values.size() + kGroupedFitMaxValues - 1) / kGroupedFitMaxValues;
+    std::vector<float> strided;
+    strided.reserve(values.size() / every + 1);
+    for (std::size_t i = 0; i < values.size(); i += every) strided.push_back(values[i]);
+    sorted.emplace(strided);
+  } else {
+    sorted.emplace(values);
+  }
   // 2. Fit Gaussian and Laplace; the smaller KS statistic picks the density.
   q.fit = fit_distribution(*sorted);
   // 3. With scale groups: a shared codebook and per-group scales, solved jointly (the sample of

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "pqtool/error.hpp"
 #include "pqtool/sample.hpp"
+#include "pqtool/small_codebook.hpp"
 
 namespace pqtool {
 namespace {
@@ -47,6 +49,8 @@ constexpr int kRoundsBeforeLogScales = 4;
 constexpr long kScaleLocalSearch = 2;
 /// A candidate scale's running error is compared with the best so far every 8 elements.
 constexpr std::size_t kBoundCheckMask = 7;
+/// Least-squares steps (codes, then the scale for them) from ρ·RMS in the sampled solve.
+constexpr int kSampledLeastSquaresSteps = 2;
 /// Fraction of non-zero groups a log-domain scale window may leave below its smallest scale.
 constexpr double kScaleWindowTail = 0.01;
 
@@ -61,6 +65,67 @@ constexpr double kMaxFp16 = 65504.0;
 double round_scale(double s, LevelPrecision precision) {
   if (precision == LevelPrecision::kFloat16) s = std::min(s, kMaxFp16);
   return round_to_precision(s, precision);
+}
+
+/// Real-valued exponent of a positive scale: s = 2^(e / kScaleStepsPerOctave).
+double exponent_of(double s) {
+  return std::clamp(kScaleStepsPerOctave * std::log2(s), double{kMinScaleExponent}, double{kMaxScaleExponent});
+}
+
+/// The exponents a tensor's scale codes can reach: base + stride·k for k = 0 … last_code.
+struct ScaleWindow {
+  int base = 0;
+  int stride = 1;
+  long last_code = 0;
+};
+
+/// The window for scale codes of `scale_bits` bits given the (rounded) exponents of the non-zero
+/// groups: it ends at the largest, and its stride is the smallest that reaches down to all but
+/// kScaleWindowTail of them.
+ScaleWindow scale_window(std::vector<int> present, int scale_bits) {
+  PQ_CHECK(scale_bits > 0 && scale_bits <= kMaxScaleBits && !present.empty(), ErrorCode::kInternal,
+           "scale codes of {} bits for {} groups", scale_bits, present.size());
+  const int span = (1 << scale_bits) - 1;
+  const auto tail = static_cast<std::ptrdiff_t>(kScaleWindowTail * static_cast<double>(present.size()));
+  std::nth_element(present.begin(), present.begin() + tail, present.end());
+  const int low = present[static_cast<std::size_t>(tail)];
+  const int top = *std::max_element(present.begin(), present.end());
+  ScaleWindow w;
+  w.stride = std::clamp((top - low + span - 1) / span, 1, kMaxScaleStride);
+  w.base = std::max(top - w.stride * span, kMinScaleExponent);
+  // The codes in use end where the exponents do (only reached when base was clamped up).
+  w.last_code = std::min<long>(span, (kMaxScaleExponent - w.base) / w.stride);
+  return w;
+}
+
+/// Σ_j (w_j − s·c[q_j])² over one group's values with codes re-chosen for scale s (the small
+/// codebook's eight-lane path when there is one); stops once the sum reaches `bound`.
+double group_error(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small, double s,
+                   double bound) {
+  if (small != nullptr) return small->scaled_error(group, static_cast<float>(s), bound);
+  const double inverse = 1.0 / s;
+  double e = 0.0;
+  for (std::size_t j = 0; j < group.size(); ++j) {
+    const double w = group[j];
+    const double d = w - s * codebook.decode(codebook.encode(w * inverse));
+    e += d * d;
+    if ((j & kBoundCheckMask) == kBoundCheckMask && e >= bound) return e;
+  }
+  return e;
+}
+
+/// Codes of one group for scale s (nearest level of w / s) into `codes`; returns the error.
+double encode_group(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small, double s,
+                    std::span<std::uint8_t> codes) {
+  if (small != nullptr) return small->encode(group, static_cast<float>(s), codes);
+  double e = 0.0;
+  for (std::size_t j = 0; j < group.size(); ++j) {
+    const std::uint32_t q = codebook.encode(s > 0.0 ? group[j] / s : 0.0);
+    codes[j] = static_cast<std::uint8_t>(q);
+    const double d = group[j] - s * codebook.decode(q);
+    e += d * d;
+  }
+  return e;
 }
 
 }  // namespace
@@ -88,10 +153,181 @@ std::vector<float> dequantize_scaled(const ScaledQuantization& q, const GroupLay
   return out;
 }
 
+namespace {
+
+// The sampled solve of large tensors (see scaled.hpp). Empty when the sample is all zeros (the
+// full solve then handles the tensor).
+std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float> values, const GroupLayout& layout,
+                                                          const ScaledParams& params) {
+  const std::size_t groups = layout.scale_count();
+  const std::size_t block = layout.block;
+  const std::size_t picked_groups = std::min(params.sample_groups, groups);
+  std::vector<float> group(block);
+  auto load_group = [&](std::size_t g) {
+    const std::size_t start = group_start(layout, g);
+    for (std::size_t j = 0; j < block; ++j) group[j] = values[start + j * layout.post];
+  };
+  auto rms_of = [](std::span<const float> v) {
+    double sum = 0.0;
+    for (const float w : v) sum += static_cast<double>(w) * w;
+    return std::sqrt(sum / static_cast<double>(v.size()));
+  };
+  // 1. The full solve on every (groups / picked_groups)-th group.
+  std::vector<float> picked(picked_groups * block);
+  for (std::size_t i = 0; i < picked_groups; ++i) {
+    load_group(i * groups / picked_groups);
+    std::copy(group.begin(), group.end(), picked.begin() + static_cast<std::ptrdiff_t>(i * block));
+  }
+  ScaledParams sp = params;
+  sp.sampled_solve_min_groups = std::numeric_limits<std::size_t>::max();
+  ScaledQuantization sub = quantize_scaled(picked, GroupLayout{1, picked_groups, block, 1}, sp);
+  if (sub.scale_codes.empty()) return std::nullopt;
+  // 2. ρ: the median over the sample of a group's solved scale over its RMS.
+  std::vector<double> ratio;
+  for (std::size_t i = 0; i < picked_groups; ++i) {
+    const double rms = rms_of(std::span<const float>(picked).subspan(i * block, block));
+    if (rms > 0.0 && sub.scales[i] > 0.0f) ratio.push_back(sub.scales[i] / rms);
+  }
+  std::vector<float>().swap(picked);
+  if (ratio.empty()) return std::nullopt;
+  std::nth_element(ratio.begin(), ratio.begin() + static_cast<std::ptrdiff_t>(ratio.size() / 2), ratio.end());
+  const double rho = ratio[ratio.size() / 2];
+  // 3. Every group's estimate: from ρ·RMS, a few least-squares steps (codes for the scale, the
+  //    scale for the codes) against the sample's codebook; the scale window over them.
+  const std::optional<SmallCodebook> sample_small =
+      SmallCodebook::fits(sub.codebook) ? std::optional<SmallCodebook>(sub.codebook) : std::nullopt;
+  std::vector<double> estimate(groups, 0.0);
+  std::vector<int> present;
+  std::vector<std::uint8_t> group_codes(block);
+  for (std::size_t g = 0; g < groups; ++g) {
+    load_group(g);
+    double s = rho * rms_of(group);
+    for (int step = 0; step < kSampledLeastSquaresSteps && s > 0.0; ++step) {
+      encode_group(group, sub.codebook, sample_small ? &*sample_small : nullptr, s, group_codes);
+      double sum_wc = 0.0, sum_cc = 0.0;
+      for (std::size_t j = 0; j < block; ++j) {
+        const double c = sub.codebook.decode(group_codes[j]);
+        sum_wc += group[j] * c;
+        sum_cc += c * c;
+      }
+      if (sum_wc > 0.0 && sum_cc > 0.0) s = sum_wc / sum_cc;
+    }
+    estimate[g] = s;
+    if (estimate[g] > 0.0) present.push_back(static_cast<int>(std::lround(exponent_of(estimate[g]))));
+  }
+  if (present.empty()) return std::nullopt;
+  const ScaleWindow window = scale_window(std::move(present), params.scale_bits);
+  auto grid_position = [&](double s) { return (exponent_of(s) - window.base) / window.stride; };
+  auto clamp_code = [&](long k) { return static_cast<int>(std::clamp(k, 0L, window.last_code)); };
+  std::vector<double> scale_values(static_cast<std::size_t>(window.last_code) + 1);
+  for (std::size_t k = 0; k < scale_values.size(); ++k) {
+    scale_values[k] = log_scale_value(window.base + window.stride * static_cast<int>(k));
+  }
+  auto value_of = [&](int code) { return scale_values[static_cast<std::size_t>(code)]; };
+
+  ScaledQuantization r;
+  r.grid = sub.grid;
+  r.scale_base = window.base;
+  r.scale_stride = window.stride;
+  r.codes.assign(values.size(), 0);
+  std::vector<int> code(groups, 0);
+  auto store_codes = [&](std::size_t g) {
+    const std::size_t start = group_start(layout, g);
+    for (std::size_t j = 0; j < block; ++j) r.codes[start + j * layout.post] = group_codes[j];
+  };
+  // Searches codes first … last (clamped to the window) for group g's least error, starting
+  // from its current code; keeps the best.
+  auto search = [&](std::size_t g, const Codebook& codebook, const SmallCodebook* small, long first, long last) {
+    int best = code[g];
+    double best_error = group_error(group, codebook, small, value_of(best), std::numeric_limits<double>::infinity());
+    for (long k = first; k <= last; ++k) {
+      const int c = clamp_code(k);
+      if (c == best) continue;
+      const double err = group_error(group, codebook, small, value_of(c), best_error);
+      if (err < best_error) {
+        best_error = err;
+        best = c;
+      }
+    }
+    code[g] = best;
+  };
+  const long reach = std::max(1L, kScaleSearch / window.stride);
+  const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
+  const std::size_t levels = sub.codebook.size();
+  Codebook codebook = sub.codebook;
+  std::optional<SmallCodebook> small;
+  if (SmallCodebook::fits(codebook)) small.emplace(codebook);
+  // 4. Every group: the grid from half to twice its estimate against the sample's codebook;
+  //    codes for the best, and the level sums Σ s·w and Σ s² of each cell (step 2's terms).
+  std::vector<double> num(levels, 0.0), den(levels, 0.0);
+  for (std::size_t g = 0; g < groups; ++g) {
+    load_group(g);
+    if (!(estimate[g] > 0.0)) {
+      code[g] = 0;  // an all-zero group: the smallest scale, as in the full solve
+    } else {
+      const auto below = static_cast<long>(std::floor(grid_position(estimate[g])));
+      code[g] = clamp_code(std::lround(grid_position(estimate[g])));
+      search(g, codebook, small ? &*small : nullptr, below - reach + 1, below + reach);
+    }
+    const double s = value_of(code[g]);
+    encode_group(group, codebook, small ? &*small : nullptr, s, group_codes);
+    store_codes(g);
+    for (std::size_t j = 0; j < block; ++j) {
+      num[group_codes[j]] += s * group[j];
+      den[group_codes[j]] += s * s;
+    }
+  }
+  // 5. Levels: the centroids over the whole tensor, rounded to their storage precision.
+  std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
+  for (std::size_t k = 0; k < levels; ++k) {
+    if (update_levels && den[k] > 0.0) stored[k] = num[k] / den[k];
+    stored[k] = round_to_precision(stored[k], params.codebook_precision);
+  }
+  r.codebook = Codebook(std::move(stored));
+  small.reset();
+  if (SmallCodebook::fits(r.codebook)) small.emplace(r.codebook);
+  // 6. Every group again: next to its scale and its least-squares scale for the new levels
+  //    (step 3 with the codes of step 4), then its final codes.
+  for (std::size_t g = 0; g < groups; ++g) {
+    load_group(g);
+    if (estimate[g] > 0.0) {
+      const std::size_t start = group_start(layout, g);
+      double sum_wc = 0.0, sum_cc = 0.0;
+      for (std::size_t j = 0; j < block; ++j) {
+        const double c = r.codebook.decode(r.codes[start + j * layout.post]);
+        sum_wc += group[j] * c;
+        sum_cc += c * c;
+      }
+      const int current = code[g];
+      search(g, r.codebook, small ? &*small : nullptr, current - kScaleLocalSearch, current + kScaleLocalSearch);
+      if (sum_wc > 0.0 && sum_cc > 0.0) {
+        const auto below = static_cast<long>(std::floor(grid_position(sum_wc / sum_cc)));
+        search(g, r.codebook, small ? &*small : nullptr, below, below + 1);
+      }
+    }
+    encode_group(group, r.codebook, small ? &*small : nullptr, value_of(code[g]), group_codes);
+    store_codes(g);
+  }
+  r.scale_codes.assign(code.begin(), code.end());
+  r.scales.resize(groups);
+  for (std::size_t g = 0; g < groups; ++g) r.scales[g] = static_cast<float>(value_of(code[g]));
+  r.rounds = sub.rounds + 2;
+  r.sampled = true;
+  r.mse_history = sub.mse_history;
+  r.error = measure_error(values, dequantize_scaled(r, layout));
+  r.mse_history.push_back(r.error.mse());
+  return r;
+}
+
+}  // namespace
+
 ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLayout& layout,
                                    const ScaledParams& params) {
   PQ_CHECK(values.size() == layout.count() && !values.empty(), ErrorCode::kInternal,
            "quantize_scaled: layout covers {} values, tensor has {}", layout.count(), values.size());
+  if (params.scale_bits > 0 && layout.scale_count() > params.sampled_solve_min_groups) {
+    if (auto sampled = quantize_scaled_sampled(values, layout, params)) return std::move(*sampled);
+  }
   const std::size_t groups = layout.scale_count();
   const std::size_t levels = std::size_t{1} << params.bits;
 
@@ -151,9 +387,39 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   r.codes.assign(values.size(), 0);
   std::vector<double> num(std::max(levels, groups));
   std::vector<double> den(std::max(levels, groups));
+  // Codebooks of up to 16 levels encode by counting thresholds, eight values at a time
+  // (small_codebook.hpp); larger ones by Codebook's binary search. Rebuilt when levels move.
+  std::optional<SmallCodebook> small;
+  auto set_codebook = [&](Codebook c) {
+    codebook = std::move(c);
+    small.reset();
+    if (SmallCodebook::fits(codebook)) small.emplace(codebook);
+  };
+  set_codebook(std::move(codebook));
+  std::vector<float> scale_lanes(layout.post > 1 ? groups : 0);
   // Codes given levels and scales (nearest level), returning the squared error they leave.
   auto assign_sse = [&] {
     double e = 0.0;
+    if (small) {
+      const std::span<std::uint8_t> codes(r.codes);
+      if (layout.post == 1) {  // every group is `block` consecutive values
+        for (std::size_t g = 0; g < groups; ++g) {
+          const std::size_t first = g * layout.block;
+          e += small->encode(values.subspan(first, layout.block), static_cast<float>(scale[g]),
+                             codes.subspan(first, layout.block));
+        }
+      } else {  // a row of `post` consecutive values belongs to `post` consecutive groups
+        std::copy(scale.begin(), scale.end(), scale_lanes.begin());
+        for (std::size_t row = 0; row < layout.pre * layout.groups * layout.block; ++row) {
+          const std::size_t first_group = (row / layout.block) * layout.post;
+          const std::size_t first = row * layout.post;
+          e += small->encode(values.subspan(first, layout.post),
+                             std::span<const float>(scale_lanes).subspan(first_group, layout.post),
+                             codes.subspan(first, layout.post));
+        }
+      }
+      return e;
+    }
     for_each_group(layout, [&](std::size_t g, std::size_t i) {
       const double x = scale[g] > 0.0 ? static_cast<double>(values[i]) / scale[g] : 0.0;
       const std::uint32_t q = codebook.encode(x);
@@ -176,7 +442,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     for (std::size_t k = 0; k < levels; ++k) {
       if (den[k] > 0.0) lv[k] = num[k] / den[k];
     }
-    codebook = Codebook(std::move(lv));
+    set_codebook(Codebook(std::move(lv)));
   };
   // Least-squares scale of each group given codes and levels: num[g] / den[g] with
   // num = Σ w·c[q], den = Σ c[q]² over the group.
@@ -216,24 +482,15 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     // group's error as a function of its scale (codes re-chosen) is piecewise and non-convex, so
     // each group tries every grid point from half to twice its least-squares scale (kScaleSearch)
     // and keeps the best, which never raises its error; levels and codes follow.
-    PQ_CHECK(params.scale_bits <= kMaxScaleBits, ErrorCode::kInternal, "scale codes of {} bits", params.scale_bits);
-    const int span = (1 << params.scale_bits) - 1;
-    auto exponent_of = [](double s) {  // real-valued exponent of a positive scale
-      return std::clamp(kScaleStepsPerOctave * std::log2(s), double{kMinScaleExponent}, double{kMaxScaleExponent});
-    };
     std::vector<int> present;
     for (std::size_t g = 0; g < groups; ++g) {
       if (!zero_group[g]) present.push_back(static_cast<int>(std::lround(exponent_of(scale[g]))));
     }
-    const auto tail = static_cast<std::ptrdiff_t>(kScaleWindowTail * static_cast<double>(present.size()));
-    std::nth_element(present.begin(), present.begin() + tail, present.end());
-    const int low = present[static_cast<std::size_t>(tail)];
-    const int top = *std::max_element(present.begin(), present.end());
-    const int stride = std::clamp((top - low + span - 1) / span, 1, kMaxScaleStride);
+    const ScaleWindow window = scale_window(std::move(present), params.scale_bits);
+    const int stride = window.stride;
     r.scale_stride = stride;
-    r.scale_base = std::max(top - stride * span, kMinScaleExponent);
-    // The codes in use end where the exponents do (only reached when base was clamped up).
-    const long last_code = std::min<long>(span, (kMaxScaleExponent - r.scale_base) / stride);
+    r.scale_base = window.base;
+    const long last_code = window.last_code;
     std::vector<int> code(groups, 0);
     auto set_code = [&](std::size_t g, long k) {
       code[g] = static_cast<int>(std::clamp(k, 0L, last_code));
@@ -244,21 +501,13 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     // Σ_j (w_j − s·c[q_j])² over group g with codes re-chosen for scale s.
     // The group's values are copied out once (a MatMul group strides through memory), and a
     // candidate stops being summed once it cannot beat `bound`.
-    std::vector<double> group_values(layout.block);
+    std::vector<float> group_values(layout.block);
     auto load_group = [&](std::size_t g) {
       const std::size_t start = group_start(layout, g);
       for (std::size_t j = 0; j < layout.block; ++j) group_values[j] = values[start + j * layout.post];
     };
     auto group_error = [&](double s, double bound) {
-      const double inverse = 1.0 / s;
-      double e = 0.0;
-      for (std::size_t j = 0; j < group_values.size(); ++j) {
-        const double w = group_values[j];
-        const double d = w - s * codebook.decode(codebook.encode(w * inverse));
-        e += d * d;
-        if ((j & kBoundCheckMask) == kBoundCheckMask && e >= bound) return e;
-      }
-      return e;
+      return pqtool::group_error(group_values, codebook, small ? &*small : nullptr, s, bound);
     };
     assign_sse();
     for (int round = 0; round < kLogScaleRounds; ++round) {
@@ -302,7 +551,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
   for (double& v : stored) v = round_to_precision(v, params.codebook_precision);
   r.codebook = Codebook(std::move(stored));
-  codebook = r.codebook;
+  set_codebook(r.codebook);
   r.scales.resize(groups);
   for (std::size_t g = 0; g < groups; ++g) {
     if (!log_scales) scale[g] = round_scale(scale[g], params.scale_precision);

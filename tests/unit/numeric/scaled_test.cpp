@@ -12,19 +12,26 @@
 namespace pqtool {
 namespace {
 
-// Laplace weights whose groups have scales spread over two decades, as trained weights do.
-std::vector<float> spread_groups(const GroupLayout& l, unsigned seed) {
+// Weights draw(rng) times a scale per group, the scales spread log-uniformly over `decades`
+// decades below 1, as trained weights' groups are.
+template <typename Draw>
+std::vector<float> grouped_weights(const GroupLayout& l, unsigned seed, double decades, Draw draw) {
   std::mt19937 rng(seed);
-  std::exponential_distribution<double> magnitude(1.0);
-  std::uniform_real_distribution<double> log_scale(-2.0, 0.0);
+  std::uniform_real_distribution<double> log_scale(-decades, 0.0);
   std::vector<double> group_scale(l.scale_count());
   for (double& s : group_scale) s = std::pow(10.0, log_scale(rng));
   std::vector<float> v(l.count());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const double sign = (rng() & 1u) ? 1.0 : -1.0;
-    v[i] = static_cast<float>(sign * magnitude(rng) * group_scale[l.group_of(i)]);
-  }
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(draw(rng) * group_scale[l.group_of(i)]);
   return v;
+}
+
+// Laplace weights with group scales over two decades.
+std::vector<float> spread_groups(const GroupLayout& l, unsigned seed) {
+  std::exponential_distribution<double> magnitude(1.0);
+  return grouped_weights(l, seed, 2.0, [&](std::mt19937& rng) {
+    const double sign = (rng() & 1u) ? 1.0 : -1.0;
+    return sign * magnitude(rng);
+  });
 }
 
 TEST(LogScaleValue, IsTheExactProductOfOctaveAndFraction) {
@@ -135,6 +142,55 @@ TEST(QuantizeScaled, LogScaleWindowEndsAtTheLargestScaleAndCoversTheRest) {
     EXPECT_GT(q.scale_codes[g], 0u) << g << ": no group should fall below the window";
   }
   EXPECT_GT(q.error.sqnr_db(), 18.0);  // 4-bit Gaussian Lloyd–Max is 20.2 dB per group
+}
+
+// Heavy-tailed (Student t, ν = 4) weights with group scales over a decade.
+std::vector<float> heavy_rows(const GroupLayout& l, unsigned seed) {
+  std::student_t_distribution<double> t(4.0);
+  return grouped_weights(l, seed, 1.0, [&](std::mt19937& rng) { return t(rng); });
+}
+
+TEST(QuantizeScaled, SampledSolveMatchesTheFullSolve) {
+  // Conv-like (groups contiguous) and MatMul-like (groups down the columns) layouts of 4,096
+  // groups; the sampled solve sees 256 of them.
+  for (const GroupLayout layout : {GroupLayout{64, 64, 32, 1}, GroupLayout{1, 32, 32, 128}}) {
+    const std::vector<float> w = heavy_rows(layout, 21);
+    for (int bits : {3, 4, 6}) {
+      ScaledParams full;
+      full.bits = bits;
+      full.scale_bits = 6;
+      ScaledParams sampled = full;
+      sampled.sampled_solve_min_groups = 1024;
+      sampled.sample_groups = 256;
+      const ScaledQuantization f = quantize_scaled(w, layout, full);
+      const ScaledQuantization q = quantize_scaled(w, layout, sampled);
+      ASSERT_FALSE(f.sampled);
+      ASSERT_TRUE(q.sampled);
+      EXPECT_GE(q.error.sqnr_db(), f.error.sqnr_db() - 0.1) << bits << " bits, post " << layout.post << " window " << q.scale_base << "/" << q.scale_stride << " full " << f.scale_base << "/" << f.scale_stride;
+      // What it reports is what it stores.
+      ASSERT_EQ(q.scale_codes.size(), layout.scale_count());
+      for (std::size_t g = 0; g < q.scales.size(); ++g) {
+        ASSERT_EQ(q.scales[g], log_scale_value(q.scale_base + q.scale_stride * q.scale_codes[g])) << g;
+      }
+      EXPECT_EQ(measure_error(w, dequantize_scaled(q, layout)).sum_squares_error, q.error.sum_squares_error);
+    }
+  }
+}
+
+TEST(QuantizeScaled, SampledSolveFallsBackWhenItsSampleIsAllZero) {
+  // Only group 1 is non-zero; the sample (every 16th group) sees zeros only.
+  const GroupLayout layout{1, 4096, 32, 1};
+  std::vector<float> w(layout.count(), 0.0f);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  for (std::size_t j = 0; j < 32; ++j) w[32 + j] = static_cast<float>(normal(rng));
+  ScaledParams p;
+  p.scale_bits = 6;
+  p.sampled_solve_min_groups = 1024;
+  p.sample_groups = 256;
+  const ScaledQuantization q = quantize_scaled(w, layout, p);
+  EXPECT_FALSE(q.sampled);
+  EXPECT_GT(q.error.sqnr_db(), 15.0);
 }
 
 }  // namespace

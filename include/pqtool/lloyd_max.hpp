@@ -18,7 +18,7 @@ constexpr double kDefaultLloydMaxTolerance = 1e-10;
 /// How far solve_lloyd_max_split_merge searches beyond Lloyd's first fixed point.
 enum class LloydSearch {
   kSplitMerge,  ///< from the given start: Lloyd, then split–merge exchanges (4 × 6 candidates, 8 tries a round)
-  kThorough,    ///< also from Ward's start; up to 65,536 values also Hartigan transfers, wider exchanges
+  kThorough,    ///< also from Ward's start and a coarse-histogram optimum; up to 65,536 values also Hartigan transfers, wider exchanges
 };
 
 struct LloydMaxParams {
@@ -58,10 +58,11 @@ LloydMaxResult solve_lloyd_max_data(const SortedSample& sample, const Codebook& 
 
 /// Lloyd iterations from `initial`, then split–merge exchanges that move a level from where it
 /// is least needed to where it is most needed whenever that lowers the error, each followed by
-/// Lloyd again. With LloydSearch::kThorough a second start, ward_codebook(), is descended too:
-/// above 65,536 values the exchanges run from the lower of the two fixed points; up to it they
-/// run from both (8 × 10 candidates, 32 tries a round), every descent ends with Hartigan's
-/// transfers and Lloyd again, and the lower result wins (see lloyd_max.cpp). Never worse than
+/// Lloyd again. With LloydSearch::kThorough two more starts are descended too: ward_codebook(),
+/// and the minimum-MSE codebook of a histogram of 64 bins per level (solve_optimal's histogram
+/// DP): above 65,536 values the exchanges run from the lowest of the fixed points; up to it they
+/// run from each (8 × 10 candidates, 32 tries a round), every descent ends with Hartigan's
+/// transfers and Lloyd again, and the lowest result wins (see lloyd_max.cpp). Never worse than
 /// solve_lloyd_max_data from the same start.
 LloydMaxResult solve_lloyd_max_split_merge(const SortedSample& sample, const Codebook& initial,
                                            const LloydMaxParams& lp);

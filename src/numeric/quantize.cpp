@@ -18,7 +18,7 @@ namespace pqtool {
 namespace {
 
 /// Values a grouped tensor's distribution fit reads at most (an evenly strided subset beyond).
-constexpr std::size_t kGroupedFitMaxValues = std::size_t{1} << 20;
+constexpr std::size_t kGroupedFitMaxValues = std::size_t{1} << 16;
 
 }  // namespace
 

@@ -92,13 +92,6 @@ PQTOOL_KERNEL double scaled_error_of(const Tables& t, std::span<const float> val
 template <std::size_t kThresholds>
 PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, float scale,
                                std::span<const float> scales, std::span<std::uint8_t> codes) {
-  auto scale_at = [&](std::size_t j) {
-    if (scales.empty()) return broadcast(scale);
-    Lanes s{};
-    const std::size_t end = std::min(scales.size(), j + SmallCodebook::kLanes);
-    for (std::size_t l = 0; j + l < end; ++l) s[l] = scales[j + l];
-    return s;
-  };
   Mask count;
   double e = 0.0;
   std::size_t j = 0;
@@ -108,11 +101,12 @@ PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, f
     for (std::size_t l = 0; l < SmallCodebook::kLanes; ++l) codes[j + l] = t.code[count[l]];
   }
   if (j < values.size()) {
-    const Lanes s_all = scale_at(j);
+    // Padding lanes have w = 0 and s = 0: their error is 0. (No lambda for the scales: at -O0
+    // GCC miscompiled one inside these always-inline kernels.)
     Lanes w{}, s{};
     for (std::size_t l = 0; j + l < values.size(); ++l) {
       w[l] = values[j + l];
-      s[l] = s_all[l];
+      s[l] = scales.empty() ? scale : scales[j + l];
     }
     e += lane_sum(chunk<kThresholds>(t, w, s, safe_inverse(s), count));
     for (std::size_t l = 0; j + l < values.size(); ++l) codes[j + l] = t.code[count[l]];

@@ -193,7 +193,7 @@ TEST(Optimal, NeverWorseThanLloydOnHeavyTailedSamples) {
 // the same fitted start is measurably further off in total.
 TEST(Optimal, ThoroughLloydIsNearOptimal) {
   constexpr double kTotalBound = 1.02;
-  constexpr double kEachBound = 1.05;
+  constexpr double kEachBound = 1.02;
   std::uint64_t seed = kSeed + 3;
   double plain_total_ratio = 0.0;
   double thorough_total_ratio = 0.0;

@@ -335,7 +335,7 @@ Json run_stages(const StagesOptions& o) {
       lap(kRead);
       const SummaryStats stats = compute_stats(values);
       lap(kStats);
-      std::optional<SortedSample> sorted(std::in_place, values);
+      std::optional<SortedSample> sorted(fit_sample(values, p.granularity != Granularity::kTensor));
       const SortedSample& sample = *sorted;
       lap(kSort);
       const Fit fit = fit_distribution(sample);

@@ -110,6 +110,15 @@ struct TensorQuantization {
 Codebook solve_codebook(const SortedSample& sample, Method method, int bits, const LloydMaxParams& lloyd,
                         LloydMaxResult* evidence = nullptr, const Fit* fit = nullptr);
 
+/// Values a grouped tensor's distribution fit reads at most (an evenly strided subset beyond):
+/// with scale groups the sorted sample serves only the fit, whose KS statistic has a sampling
+/// error of ~1/√n anyway.
+constexpr std::size_t kGroupedFitMaxValues = std::size_t{1} << 16;
+
+/// The sorted sample quantize_tensor fits: every value, or with scale groups (`grouped`) every
+/// k-th value when there are more than kGroupedFitMaxValues.
+SortedSample fit_sample(std::span<const float> values, bool grouped);
+
 /// Quantizes a non-empty span of finite values with one codebook.
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params);
 

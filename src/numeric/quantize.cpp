@@ -15,13 +15,6 @@
 #include "pqtool/uniform.hpp"
 
 namespace pqtool {
-namespace {
-
-/// Values a grouped tensor's distribution fit reads at most (an evenly strided subset beyond).
-constexpr std::size_t kGroupedFitMaxValues = std::size_t{1} << 16;
-
-}  // namespace
-
 std::string_view to_string(Method m) {
   for (const MethodInfo& info : kMethods) {
     if (info.method == m) return info.name;
@@ -132,6 +125,15 @@ Codebook solve_codebook(const SortedSample& sample, Method method, int bits, con
   return refined.codebook;
 }
 
+SortedSample fit_sample(std::span<const float> values, bool grouped) {
+  if (!grouped || values.size() <= kGroupedFitMaxValues) return SortedSample(values);
+  const std::size_t every = (values.size() + kGroupedFitMaxValues - 1) / kGroupedFitMaxValues;
+  std::vector<float> strided;
+  strided.reserve(values.size() / every + 1);
+  for (std::size_t i = 0; i < values.size(); i += every) strided.push_back(values[i]);
+  return SortedSample(strided);
+}
+
 TensorQuantization quantize_tensor(std::span<const float> values, const QuantizeParams& params) {
   PQ_CHECK(!values.empty(), ErrorCode::kInternal, "quantize_tensor: empty tensor");
   PQ_CHECK(params.bits >= 1 && params.bits <= 8, ErrorCode::kBadUsage, "bits must be in [1, 8], got {}",
@@ -141,19 +143,9 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.method = params.method == Method::kAuto ? Method::kLloydMax : params.method;
   q.stats = compute_stats(values);
 
-  // 1. Sort once; every later step reads the sorted sample and its prefix sums. With scale
-  //    groups the sample only serves the fit, and a large tensor's fit reads every k-th value
-  //    (at most kGroupedFitMaxValues: the KS statistic's own sampling error there is ~1/√n).
-  std::optional<SortedSample> sorted;
-  if (params.groups && values.size() > kGroupedFitMaxValues) {
-    const std::size_t every = (values.size() + kGroupedFitMaxValues - 1) / kGroupedFitMaxValues;
-    std::vector<float> strided;
-    strided.reserve(values.size() / every + 1);
-    for (std::size_t i = 0; i < values.size(); i += every) strided.push_back(values[i]);
-    sorted.emplace(strided);
-  } else {
-    sorted.emplace(values);
-  }
+  // 1. Sort once; every later step reads the sorted sample and its prefix sums (with scale
+  //    groups it serves only the fit: see fit_sample).
+  std::optional<SortedSample> sorted(fit_sample(values, params.groups.has_value()));
   // 2. Fit Gaussian and Laplace; the smaller KS statistic picks the density.
   q.fit = fit_distribution(*sorted);
   // 3. With scale groups: a shared codebook and per-group scales, solved jointly (the sample of

@@ -6,6 +6,9 @@
 
 namespace pqtool {
 
+/// The largest finite fp16 value.
+constexpr float kMaxFp16 = 65504.0f;
+
 float fp16_to_float(std::uint16_t h);
 std::uint16_t float_to_fp16(float f);   ///< overflow → ±Inf, NaN preserved
 float bf16_to_float(std::uint16_t b);

@@ -32,6 +32,9 @@ struct QuantizeJob {
   bool force = false;                  ///< overwrite an existing output
   bool external_data = false;          ///< large tensors in "<output>.data" (automatic past 2 GB)
   bool dry_run = false;                ///< plan, quantize and report, but write no model
+  /// lut: a float32 weight's codebook in fp16 where that raises its error by at most
+  /// kHalfLevelsMaxErrorRise (QuantizeParams::half_levels); false keeps float32 levels.
+  bool half_levels = true;
 };
 
 /// Progress events for the CLI's display (the library never prints).

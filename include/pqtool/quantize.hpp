@@ -52,6 +52,20 @@ enum class LevelPrecision { kFloat32, kFloat16, kBFloat16, kFloat64 };
 /// Rounds a value to what `precision` stores.
 double round_to_precision(double x, LevelPrecision precision);
 
+/// A float32 weight's codebook may be stored in fp16 (half its bytes: 32 of 64 at 4 bits, which
+/// is 0.1 bits per weight over all of PP-OCR cls) when that raises the tensor's squared error by
+/// at most this fraction (1% is 0.04 dB).
+constexpr double kHalfLevelsMaxErrorRise = 0.01;
+
+/// Whether centroid levels (each the least-squares level of its cell) may be stored in fp16
+/// within kHalfLevelsMaxErrorRise of `sum_squares_error`, the tensor's error with them unrounded.
+/// With the codes kept, moving a centroid c_k to c_k + δ_k adds exactly D_k·δ_k², where
+/// D_k = Σ_cell s² (s the group scale, 1 without scales): the cross term vanishes at a centroid.
+/// Re-encoding can only lower that, and with |δ_k| ≤ ρ·|c_k| the rise is at most
+/// ρ²·Σ_k D_k·c_k² = ρ²·Σŵ² ≤ ρ²·Σw², so fp16 is taken when ρ²·Σw² ≤ rise·error. Levels fp16
+/// cannot hold (beyond ±65504) keep float32.
+bool half_levels_suffice(std::span<const double> levels, double sum_squares_signal, double sum_squares_error);
+
 struct QuantizeParams {
   Method method = Method::kAuto;                    ///< how levels are chosen
   int bits = 4;                                     ///< 2^bits levels, 1..8
@@ -62,6 +76,9 @@ struct QuantizeParams {
   std::optional<GroupLayout> groups;
   /// Scales as log-domain codes of this many bits (ScaledParams::scale_bits); 0: fp16 scales.
   int scale_bits = 0;
+  /// A float32 weight's levels may be stored in fp16 where that costs at most
+  /// kHalfLevelsMaxErrorRise of the error (lloyd-max, optimal and auto; uniform grids stay).
+  bool half_levels = false;
 };
 
 /// Error of a reconstruction against the original values.
@@ -88,6 +105,7 @@ struct TensorQuantization {
   SummaryStats stats;
   Fit fit;
   Codebook codebook;                  ///< levels as stored (rounded to the storage precision)
+  LevelPrecision level_precision = LevelPrecision::kFloat32;  ///< that precision
   std::vector<std::uint8_t> codes;    ///< one code per value, in the input order
   std::vector<float> scales;          ///< per group, as decoded (empty: one codebook per tensor)
   /// Log-domain scales (scale_bits > 0): scales[g] = log_scale_value(scale_base + scale_stride · scale_codes[g]).

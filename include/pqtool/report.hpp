@@ -39,6 +39,7 @@ struct TensorReport {
   int scale_bits = 0;            ///< bits per stored scale code (0: fp16 scales, or none)
   std::string note;              ///< e.g. why the granularity differs from the one requested
   std::vector<double> levels;
+  std::string levels_dtype;      ///< how the codebook is stored ("float32", "float16", ...)
   double clip_min = 0.0;
   double clip_max = 0.0;
   double mse = 0.0;

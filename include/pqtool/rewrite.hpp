@@ -63,7 +63,9 @@ std::string format_refusal(Format format, int bits, ScaleKind scales, std::int64
 struct QuantizedWeight {
   const ConstTensor* tensor = nullptr;
   int bits = 4;
-  std::vector<double> levels;        ///< 2^bits codebook levels, already in the weight's precision
+  std::vector<double> levels;        ///< 2^bits codebook levels, already in their storage precision
+  /// The levels of a float32 weight are stored as fp16 (and Cast to float32 in the graph).
+  bool half_levels = false;
   std::vector<std::uint8_t> codes;   ///< one code per element, row-major
   /// With per-group scales: ŵ = levels[code] · scales[group] over `layout`; empty for one
   /// codebook per tensor. Without scale codes, scales are stored as fp16 (they must be fp16-exact).
@@ -90,8 +92,9 @@ struct RewriteStats {
 onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const QuantizedWeight> weights, Format format,
                                RewriteStats* stats = nullptr);
 
-/// Bytes the lut format stores for one weight: packed codes plus the codebook.
-std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type);
+/// Bytes the lut format stores for one weight: packed codes plus the codebook, whose levels are
+/// of `level_type` (the weight's type, or fp16 for a float32 weight's half_levels).
+std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType level_type);
 /// Names of a lut weight's scale-code bit planes: prefix + "0", "1", ... ("W.pq.s6_0").
 std::string scale_plane_prefix(const std::string& weight, int scale_bits);
 /// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or packed

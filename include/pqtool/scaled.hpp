@@ -55,7 +55,9 @@ struct ScaledParams {
   Method method = Method::kLloydMax;                   ///< initial codebook; parametric and uniform keep it fixed
   LloydMaxParams lloyd;                                ///< for the initial codebook
   int rounds = kDefaultScaledRounds;                   ///< alternating minimisation rounds
-  LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how levels are stored
+  LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how the weight stores values
+  /// Float32 weights: levels in fp16 where half_levels_suffice (QuantizeParams::half_levels).
+  bool half_levels = false;
   LevelPrecision scale_precision = LevelPrecision::kFloat16;     ///< how scales are stored (scale_bits = 0)
   /// > 0: scales are stored as log-domain codes of this many bits (see kScaleStepsPerOctave)
   /// instead of at scale_precision — unless the whole tensor is zero (then scale_codes is empty).
@@ -67,6 +69,7 @@ struct ScaledParams {
 
 struct ScaledQuantization {
   Codebook codebook;                 ///< shared levels, as stored
+  LevelPrecision level_precision = LevelPrecision::kFloat32;  ///< how they are stored
   std::vector<float> scales;         ///< one per group, as decoded (rounded to scale_precision, or log_scale_value)
   /// Log-domain scales (scale_bits > 0):
   /// scales[g] = log_scale_value(scale_base + scale_stride · scale_codes[g]).

@@ -373,7 +373,10 @@ class Evaluator {
     if (dims == nullptr) dims = index_.constant(name + ".pq.shape");
     Value v;
     v.dims = read_int_tensor(*dims, m_);
-    v.elem_type = index_.constant(name + ".pq.codebook")->data_type();
+    // The weight's type: the codebook's, or what the Cast that widens fp16 levels produces.
+    const onnx::NodeProto* widen = index_.producer(name + ".pq.levels");
+    const onnx::AttributeProto* to = widen != nullptr ? attribute(*widen, "to") : nullptr;
+    v.elem_type = to != nullptr ? static_cast<int>(to->i()) : index_.constant(name + ".pq.codebook")->data_type();
     v.floats = std::move(*w);
     return v;
   }

@@ -41,6 +41,16 @@ double round_to_precision(double x, LevelPrecision precision) {
   return x;
 }
 
+bool half_levels_suffice(std::span<const double> levels, double sum_squares_signal, double sum_squares_error) {
+  double rho = 0.0;  // the largest relative rounding error of a level
+  for (const double c : levels) {
+    const double rounded = round_to_precision(c, LevelPrecision::kFloat16);
+    if (!std::isfinite(rounded)) return false;
+    if (c != 0.0) rho = std::max(rho, std::abs(rounded - c) / std::abs(c));
+  }
+  return rho * rho * sum_squares_signal <= kHalfLevelsMaxErrorRise * sum_squares_error;
+}
+
 double ErrorStats::sqnr_db() const {
   if (sum_squares_error == 0.0) return std::numeric_limits<double>::infinity();
   return 10.0 * std::log10(sum_squares_signal / sum_squares_error);
@@ -80,12 +90,11 @@ ErrorStats measure_code_error(std::span<const float> original, const Codebook& c
 }
 
 HalfQuantization quantize_fp16(std::span<const float> values) {
-  constexpr float kMaxHalf = 65504.0f;
   HalfQuantization h;
   h.halves.resize(values.size());
   std::vector<float> stored(values.size());
   for (std::size_t i = 0; i < values.size(); ++i) {
-    const float v = std::clamp(values[i], -kMaxHalf, kMaxHalf);
+    const float v = std::clamp(values[i], -kMaxFp16, kMaxFp16);
     if (v != values[i]) ++h.clamped;
     h.halves[i] = float_to_fp16(v);
     stored[i] = fp16_to_float(h.halves[i]);
@@ -157,9 +166,11 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
     sp.method = q.method;
     sp.lloyd = params.lloyd;
     sp.codebook_precision = params.precision;
+    sp.half_levels = params.half_levels;
     sp.scale_bits = params.scale_bits;
     ScaledQuantization s = quantize_scaled(values, *params.groups, sp);
     q.codebook = std::move(s.codebook);
+    q.level_precision = s.level_precision;
     q.codes = std::move(s.codes);
     q.scales = std::move(s.scales);
     q.scale_codes = std::move(s.scale_codes);
@@ -193,12 +204,31 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.converged = q.method != Method::kLloydMax || evidence.converged;
   // 5. Round the levels to the precision the model stores them in, then encode with the rounded
   //    levels so the codes pick the nearest level that will really be reconstructed.
+  std::vector<double> half(stored);
   for (double& level : stored) level = round_to_precision(level, params.precision);
   q.codebook = Codebook(std::move(stored));
+  q.level_precision = params.precision;
   q.codes.resize(values.size());
   q.codebook.encode(values, q.codes);
   // 6. The error of what a runtime reconstructs.
   q.error = measure_code_error(values, q.codebook, q.codes);
+  // 7. A float32 weight's levels in fp16 instead, when the measured error rises by at most
+  //    kHalfLevelsMaxErrorRise (here the rise is measured, not bounded: one more encode).
+  if (params.half_levels && params.precision == LevelPrecision::kFloat32 && q.method != Method::kUniform) {
+    for (double& level : half) level = round_to_precision(level, LevelPrecision::kFloat16);
+    if (std::all_of(half.begin(), half.end(), [](double level) { return std::isfinite(level); })) {
+      Codebook codebook(std::move(half));
+      std::vector<std::uint8_t> codes(values.size());
+      codebook.encode(values, codes);
+      const ErrorStats error = measure_code_error(values, codebook, codes);
+      if (error.sum_squares_error <= (1.0 + kHalfLevelsMaxErrorRise) * q.error.sum_squares_error) {
+        q.codebook = std::move(codebook);
+        q.codes = std::move(codes);
+        q.error = error;
+        q.level_precision = LevelPrecision::kFloat16;
+      }
+    }
+  }
   return q;
 }
 

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <optional>
 
 #include "pqtool/error.hpp"
+#include "pqtool/half.hpp"
 #include "pqtool/sample.hpp"
 #include "pqtool/small_codebook.hpp"
 
@@ -57,13 +59,10 @@ constexpr double kScaleWindowTail = 0.01;
 // The elements of group g: first index and stride (see GroupLayout).
 std::size_t group_start(const GroupLayout& l, std::size_t g) { return (g / l.post) * l.block * l.post + g % l.post; }
 
-/// Largest finite fp16, the ceiling for stored scales.
-constexpr double kMaxFp16 = 65504.0;
-
 /// A scale as stored. A group whose scale underflows fp16 is stored as 0 (it reconstructs as
 /// zeros, an error below fp16's resolution anyway); scales beyond fp16's range are clamped.
 double round_scale(double s, LevelPrecision precision) {
-  if (precision == LevelPrecision::kFloat16) s = std::min(s, kMaxFp16);
+  if (precision == LevelPrecision::kFloat16) s = std::min(s, static_cast<double>(kMaxFp16));
   return round_to_precision(s, precision);
 }
 
@@ -155,6 +154,15 @@ std::vector<float> dequantize_scaled(const ScaledQuantization& q, const GroupLay
 
 namespace {
 
+// The precision levels are stored in: the weight's own, or fp16 for a float32 weight whose
+// centroid levels (update_levels) pass half_levels_suffice against the error they leave.
+LevelPrecision storage_precision(const ScaledParams& params, bool update_levels, std::span<const double> levels,
+                                 double sum_squares_signal, double sum_squares_error) {
+  const bool half = params.half_levels && update_levels && params.codebook_precision == LevelPrecision::kFloat32 &&
+                    half_levels_suffice(levels, sum_squares_signal, sum_squares_error);
+  return half ? LevelPrecision::kFloat16 : params.codebook_precision;
+}
+
 // The sampled solve of large tensors (see scaled.hpp). Empty when the sample is all zeros (the
 // full solve then handles the tensor).
 std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float> values, const GroupLayout& layout,
@@ -180,6 +188,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   }
   ScaledParams sp = params;
   sp.sampled_solve_min_groups = std::numeric_limits<std::size_t>::max();
+  sp.half_levels = false;  // the sample's levels only start the tensor's
   ScaledQuantization sub = quantize_scaled(picked, GroupLayout{1, picked_groups, block, 1}, sp);
   if (sub.scale_codes.empty()) return std::nullopt;
   // 2. ρ: the median over the sample of a group's solved scale over its RMS.
@@ -199,9 +208,12 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   std::vector<double> estimate(groups, 0.0);
   std::vector<int> present;
   std::vector<std::uint8_t> group_codes(block);
+  double sum_squares = 0.0;  // Σw² over the tensor
   for (std::size_t g = 0; g < groups; ++g) {
     load_group(g);
-    double s = rho * rms_of(group);
+    const double rms = rms_of(group);
+    sum_squares += rms * rms * static_cast<double>(block);
+    double s = rho * rms;
     for (int step = 0; step < kSampledLeastSquaresSteps && s > 0.0; ++step) {
       encode_group(group, sub.codebook, sample_small ? &*sample_small : nullptr, s, group_codes);
       double sum_wc = 0.0, sum_cc = 0.0;
@@ -277,12 +289,19 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       den[group_codes[j]] += s * s;
     }
   }
-  // 5. Levels: the centroids over the whole tensor, rounded to their storage precision.
+  // 5. Levels: the centroids over the whole tensor, rounded to their storage precision. At the
+  //    centroids the error left is Σw² − Σ_k (Σ s·w)²/Σ s² (step 2's terms), which decides
+  //    whether fp16 levels suffice.
   std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
+  double centroid_error = sum_squares;
   for (std::size_t k = 0; k < levels; ++k) {
-    if (update_levels && den[k] > 0.0) stored[k] = num[k] / den[k];
-    stored[k] = round_to_precision(stored[k], params.codebook_precision);
+    if (update_levels && den[k] > 0.0) {
+      stored[k] = num[k] / den[k];
+      centroid_error -= num[k] * num[k] / den[k];
+    }
   }
+  r.level_precision = storage_precision(params, update_levels, stored, sum_squares, std::max(centroid_error, 0.0));
+  for (double& v : stored) v = round_to_precision(v, r.level_precision);
   r.codebook = Codebook(std::move(stored));
   small.reset();
   if (SmallCodebook::fits(r.codebook)) small.emplace(r.codebook);
@@ -338,6 +357,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     scale[g] += static_cast<double>(values[i]) * values[i];
     count[g] += 1.0;
   });
+  const double sum_squares = std::accumulate(scale.begin(), scale.end(), 0.0);  // Σw²
   std::vector<bool> zero_group(groups, false);
   for (std::size_t g = 0; g < groups; ++g) {
     scale[g] = std::sqrt(scale[g] / count[g]);
@@ -548,8 +568,13 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     r.scale_codes.assign(code.begin(), code.end());
   }
   // 4. Storage: round levels and scales to what the model stores, then re-encode with them.
+  //    The last round's error (or the first assignment's, without rounds) is the one the
+  //    fp16 bound compares against.
   std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
-  for (double& v : stored) v = round_to_precision(v, params.codebook_precision);
+  const double error_before =
+      r.mse_history.empty() ? previous : r.mse_history.back() * static_cast<double>(values.size());
+  r.level_precision = storage_precision(params, update_levels, stored, sum_squares, error_before);
+  for (double& v : stored) v = round_to_precision(v, r.level_precision);
   r.codebook = Codebook(std::move(stored));
   set_codebook(r.codebook);
   r.scales.resize(groups);

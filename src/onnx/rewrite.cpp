@@ -233,10 +233,17 @@ class GraphWriter {
     const std::string codes = unpacked_codes(t, w.codes, w.bits, base + ".pq.p", shape);
     // 2. The codebook lookup produces the weight itself, under its original name — or, with
     //    scales, the normalised weight in the group view, scaled per group and reshaped back.
-    const std::string codebook =
+    //    fp16 levels of a float32 weight are widened first: W.pq.codebook ─Cast─ W.pq.levels.
+    PQ_ASSERT(!w.half_levels || t.type == TensorType::kFloat32);
+    const TensorType level_type = w.half_levels ? TensorType::kFloat16 : t.type;
+    std::string codebook =
         constant(t, base + ".pq.codebook",
-                 make_tensor("", onnx_type(t.type), {static_cast<std::int64_t>(w.levels.size())},
-                             float_raw(w.levels, t.type)));
+                 make_tensor("", onnx_type(level_type), {static_cast<std::int64_t>(w.levels.size())},
+                             float_raw(w.levels, level_type)));
+    if (w.half_levels) {
+      codebook = node(t, "Cast", {codebook}, names_.fresh(base + ".pq.levels"));
+      set_int_attr(last_node(t), "to", onnx_type(t.type));
+    }
     if (!scaled) {
       node(t, "Gather", {codebook, codes}, t.name);
       return;
@@ -708,8 +715,8 @@ std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits) {
   return packed_bytes(groups, scale_bits) + 2 * sizeof(std::int32_t);
 }
 
-std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType type) {
-  return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(type);
+std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType level_type) {
+  return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(level_type);
 }
 
 onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const QuantizedWeight> weights, Format format,

@@ -109,6 +109,8 @@ constexpr std::uint64_t kLutFirstPlaneGraphBytes = 100;
 constexpr std::uint64_t kLutMorePlaneGraphBytes = 210;
 constexpr std::uint64_t kLutLogScaleGraphBytes = 420;
 constexpr std::uint64_t kLutHalfScaleGraphBytes = 190;
+/// The Cast that widens fp16 levels: its op, attribute and framing, plus two names after the weight.
+constexpr std::uint64_t kLutHalfLevelsGraphBytes = 45;
 
 // Bytes of the planes of `bits`-bit codes in the subgraph.
 std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
@@ -117,9 +119,11 @@ std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
 }
 
 // `scale_bits` > 0: log-domain scale codes; 0 with `scaled`: fp16 scales; else one codebook.
-std::uint64_t lut_graph_bytes(const std::string& name, int bits, bool scaled, int scale_bits) {
+// `level_cast`: fp16 levels widened by a Cast.
+std::uint64_t lut_graph_bytes(const std::string& name, int bits, bool scaled, int scale_bits, bool level_cast) {
   const std::uint64_t n = name.size();
   std::uint64_t bytes = kLutFixedGraphBytes + 3 * n + plane_graph_bytes(n, bits);
+  if (level_cast) bytes += kLutHalfLevelsGraphBytes + 2 * n;
   if (scaled && scale_bits > 0) bytes += kLutLogScaleGraphBytes + 4 * n + plane_graph_bytes(n, scale_bits);
   if (scaled && scale_bits == 0) bytes += kLutHalfScaleGraphBytes + 3 * n;
   return bytes;
@@ -135,10 +139,28 @@ ScaleKind scale_kind(const TensorPlan& p) {
   return ScaleKind::kTensor;
 }
 
+// Whether fp16 levels would make a float32 weight's file smaller at `bits`: they save two bytes
+// a level, the Cast that widens them costs kLutHalfLevelsGraphBytes and two names (so from 6
+// bits on, for names of up to ~40 characters; at 4 bits the Cast outweighs the 32 bytes saved).
+bool half_levels_pay(const QuantizeJob& job, const ConstTensor& t, int bits) {
+  const std::uint64_t saved = (std::uint64_t{1} << bits) * (sizeof(float) - sizeof(std::uint16_t));
+  // fake stores what lut would reconstruct, so it takes the same levels.
+  const bool codebook_format = job.format == Format::kLut || job.format == Format::kFake;
+  return job.half_levels && codebook_format && t.type == TensorType::kFloat32 &&
+         saved > kLutHalfLevelsGraphBytes + 2 * t.name.size();
+}
+
+// Whether a float32 weight's levels came out as fp16 (QuantizeParams::half_levels).
+bool half_levels(const ConstTensor& t, const TensorQuantization& q) {
+  return t.type == TensorType::kFloat32 && q.level_precision == LevelPrecision::kFloat16;
+}
+
 // Bytes a quantized weight stores in `format` (the payload; the nodes are extra).
 std::uint64_t payload_bytes(Format format, const ConstTensor& t, const TensorQuantization& q) {
   switch (format) {
-    case Format::kLut: return lut_payload_bytes(t.elements, q.bits, t.type) + (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits));
+    case Format::kLut:
+      return lut_payload_bytes(t.elements, q.bits, half_levels(t, q) ? TensorType::kFloat16 : t.type) +
+             (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits));
     case Format::kQdq: {
       const std::uint64_t groups = q.scales.empty() ? 1 : q.scales.size();
       return qdq_payload_bytes(t.elements, q.bits, groups, q.grid && q.grid->zero_point != 0);
@@ -277,12 +299,14 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
         qp.bits = bits;
         qp.lloyd = job.lloyd;
         qp.precision = precision_of(t.type);
+        qp.half_levels = half_levels_pay(job, t, bits);
         if (!per_tensor && p.granularity != Granularity::kTensor) {
           qp.groups = p.layout;
           qp.scale_bits = job.plan.scale_bits;
         }
         const TensorQuantization q = quantize_tensor(values, qp);
-        const std::uint64_t graph = lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits);
+        const std::uint64_t graph =
+            lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits, half_levels(t, q));
         curves[k].options.push_back({bits, payload_bytes(job.format, t, q) + graph, q.error.sum_squares_error, per_tensor});
         out.tables[k].push_back(tables_needed(job.format, bits, q.scales.empty() ? 0 : q.scale_bits));
         out.graph[k].push_back(graph);
@@ -489,6 +513,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       qp.bits = p.bits;
       qp.lloyd = job.lloyd;
       qp.precision = precision_of(t.type);
+      qp.half_levels = half_levels_pay(job, t, p.bits);
       if (p.granularity != Granularity::kTensor) {
         qp.groups = p.layout;
         qp.scale_bits = job.plan.scale_bits;
@@ -500,6 +525,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       r.method = std::string(to_string(q.method));
       r.bits = q.bits;
       r.levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
+      r.levels_dtype = half_levels(t, q) ? "float16" : std::string(to_string(t.type));
       r.clip_min = q.codebook.clip_min();
       r.clip_max = q.codebook.clip_max();
       r.mse = q.error.mse();
@@ -518,6 +544,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
 
       quantized[k].bits = q.bits;
       quantized[k].levels = r.levels;
+      quantized[k].half_levels = half_levels(t, q);
       quantized[k].codes = std::move(q.codes);
       quantized[k].scales = std::move(q.scales);
       quantized[k].scale_codes = std::move(q.scale_codes);

@@ -33,7 +33,7 @@ std::string consumer_summary(const ConstTensor& t) {
 }
 
 // Stored bytes of one weight at `bits` with the plan's granularity: packed codes, the codebook
-// in the weight's type, and fp16 scales; qdq's integers and float scales; at 16 bits, the
+// in the weight's type (at most: a float32 weight's may come out as fp16), and fp16 scales; qdq's integers and float scales; at 16 bits, the
 // float16 copy.
 std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const PlanOptions& options) {
   if (e.bits == kFp16Bits) return t.elements * sizeof(std::uint16_t);

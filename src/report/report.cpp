@@ -64,6 +64,7 @@ nlohmann::json to_json(const TensorReport& t) {
   j["scale_bits"] = t.scale_bits;
   if (!t.note.empty()) j["note"] = t.note;
   j["levels"] = t.levels;
+  j["levels_dtype"] = t.levels_dtype;
   j["clip_range"] = {t.clip_min, t.clip_max};
   j["mse"] = t.mse;
   j["sqnr_db"] = finite_or_null(t.sqnr_db);

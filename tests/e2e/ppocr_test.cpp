@@ -102,8 +102,8 @@ TEST_P(PpocrTest, LloydMaxIsWithinTwoPercentOfOptimalOnEveryWeight) {
     for (int k = 0; k < 2; ++k) {
       const fs::path report = tmp / (std::string(methods[k]) + ".json");
       std::string log;
-      ASSERT_EQ(run_command(kBinary + " quantize " + in.string() + " --dry-run -g tensor -m " + methods[k] +
-                                " --bits " + std::to_string(bits) + " --report " + report.string(),
+      ASSERT_EQ(run_command(kBinary + " quantize " + in.string() + " --dry-run --float32-codebooks -g tensor -m " +
+                                methods[k] + " --bits " + std::to_string(bits) + " --report " + report.string(),
                             &log),
                 0)
           << log;

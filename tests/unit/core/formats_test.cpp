@@ -729,8 +729,9 @@ class FormatSizeTest : public testing::TestWithParam<SizeCase> {};
 
 // For lut and qdq at b bits, bytes on disk ≤
 //     Σ over quantized weights of b/32 × their fp32 bytes            (the codes at exactly b bits)
-//   + Σ over quantized weights of codebook + scales + zero points    (as stored: fp32 codebook and
-//                                                                     fp16 scales for lut; fp32
+//   + Σ over quantized weights of codebook + scales + zero points    (as stored: fp32 or fp16
+//                                                                     codebook and fp16 or
+//                                                                     log-coded scales for lut; fp32
 //                                                                     scales and 8/4-bit zero points
 //                                                                     for qdq)
 //   + the lut unpack tables, 256 × 8/w bytes per plane width w < 8   (once per graph)
@@ -794,7 +795,11 @@ TEST_P(FormatSizeTest, FileIsNoLargerThanItsBitsPerWeightPromise) {
         scale_bytes = 2 * sizeof(std::int32_t);
         for (int w : lut_plane_widths(scale_bits)) scale_bytes += (groups * static_cast<std::uint64_t>(w) + 7) / 8;
       }
-      extra = (std::uint64_t{1} << bits) * sizeof(float) + scale_bytes;
+      // The codebook: float32 levels, or float16 where they pay for the Cast that widens them.
+      const std::string levels_dtype = t["levels_dtype"];
+      ASSERT_TRUE(levels_dtype == "float32" || levels_dtype == "float16") << name;
+      const std::size_t level_bytes = levels_dtype == "float16" ? sizeof(std::uint16_t) : sizeof(float);
+      extra = (std::uint64_t{1} << bits) * level_bytes + scale_bytes;
       EXPECT_EQ(t["bytes_out"].get<std::uint64_t>(), whole_bytes + extra) << name;
     } else {
       ASSERT_EQ(format, "qdq");

@@ -143,5 +143,72 @@ TEST(MeasureCodeError, EqualsErrorOfTheReconstruction) {
   }
 }
 
+// fp16 levels (QuantizeParams::half_levels): taken exactly when the measured error rises by at
+// most kHalfLevelsMaxErrorRise, and then the codes are the nearest fp16 level's.
+TEST(QuantizeTensor, HalfLevelsWhenTheyCostAtMostTheAllowedRise) {
+  std::mt19937_64 rng(kSeed + 3);
+  const std::vector<float> values = heavy_tailed(20'011, rng);
+  int half_taken = 0;
+  for (const Method method : {Method::kLloydMax, Method::kParametric, Method::kUniform}) {
+    for (int bits = kMinBits; bits <= kMaxBits; ++bits) {
+      SCOPED_TRACE(testing::Message() << to_string(method) << " bits=" << bits);
+      QuantizeParams qp;
+      qp.method = method;
+      qp.bits = bits;
+      const TensorQuantization full = quantize_tensor(values, qp);
+      qp.half_levels = true;
+      const TensorQuantization q = quantize_tensor(values, qp);
+      EXPECT_EQ(full.level_precision, LevelPrecision::kFloat32);
+      if (q.level_precision == LevelPrecision::kFloat32) {
+        EXPECT_EQ(q.codes, full.codes);
+        continue;
+      }
+      ++half_taken;
+      EXPECT_NE(method, Method::kUniform) << "uniform grids keep DequantizeLinear's float32 form";
+      EXPECT_LE(q.error.sum_squares_error, (1.0 + kHalfLevelsMaxErrorRise) * full.error.sum_squares_error);
+      std::vector<double> half;
+      for (const double level : full.codebook.levels()) half.push_back(round_to_precision(level, LevelPrecision::kFloat16));
+      const Codebook expected(std::move(half));
+      EXPECT_EQ(std::vector<double>(q.codebook.levels().begin(), q.codebook.levels().end()),
+                std::vector<double>(expected.levels().begin(), expected.levels().end()));
+      std::vector<std::uint8_t> codes(values.size());
+      expected.encode(values, codes);
+      EXPECT_EQ(q.codes, codes);
+      EXPECT_EQ(q.error.sum_squares_error, measure_code_error(values, expected, codes).sum_squares_error);
+    }
+  }
+  // At 1–8 bits the fp16 rounding (~2^-12 relative) is far below the quantization error.
+  EXPECT_EQ(half_taken, 2 * kMaxBits);
+}
+
+TEST(QuantizeTensor, HalfLevelsRefusedWhereTheyWouldCostMore) {
+  QuantizeParams qp;
+  qp.bits = 2;
+  qp.half_levels = true;
+  // Three distinct values that fp16 cannot hold: float32 levels reconstruct them exactly.
+  const std::vector<float> exact = {0.1f, 0.2f, 0.3f, 0.1f, 0.3f};
+  const TensorQuantization a = quantize_tensor(exact, qp);
+  EXPECT_EQ(a.level_precision, LevelPrecision::kFloat32);
+  EXPECT_EQ(a.error.sum_squares_error, 0.0);
+  // Levels beyond fp16's range.
+  const std::vector<float> large = {-2e5f, -1e5f, 1e5f, 3e5f, 7e4f, -9e4f};
+  EXPECT_EQ(quantize_tensor(large, qp).level_precision, LevelPrecision::kFloat32);
+}
+
+// The bound ρ²·Σw² ≤ rise·error, with ρ the largest relative fp16 rounding error of a level.
+TEST(HalfLevelsSuffice, ComparesTheBoundWithTheAllowedRise) {
+  const double signal = 1.0;
+  // Levels fp16 holds exactly: ρ = 0, fine even for an exact reconstruction.
+  EXPECT_TRUE(half_levels_suffice(std::vector<double>{-1.25, 0.0, 0.5, 3.0}, signal, 0.0));
+  // 0.1 rounds to 0.0999755859375 in fp16: ρ = 2.44140625e-4.
+  const double rho = std::abs(round_to_precision(0.1, LevelPrecision::kFloat16) - 0.1) / 0.1;
+  EXPECT_NEAR(rho, 2.44140625e-4, 1e-12);
+  const double at_bound = rho * rho * signal / kHalfLevelsMaxErrorRise;
+  EXPECT_TRUE(half_levels_suffice(std::vector<double>{-0.5, 0.1}, signal, at_bound * 1.001));
+  EXPECT_FALSE(half_levels_suffice(std::vector<double>{-0.5, 0.1}, signal, at_bound * 0.999));
+  // Beyond fp16's range (rounds to infinity).
+  EXPECT_FALSE(half_levels_suffice(std::vector<double>{0.5, 7e4}, signal, 1.0));
+}
+
 }  // namespace
 }  // namespace pqtool

@@ -193,5 +193,45 @@ TEST(QuantizeScaled, SampledSolveFallsBackWhenItsSampleIsAllZero) {
   EXPECT_GT(q.error.sqnr_db(), 15.0);
 }
 
+// fp16 levels (ScaledParams::half_levels) in the full and the sampled solve, with fp16 and
+// log-domain scales: taken at 4 bits (the bound ρ²·Σw² is ~1e-4 of the error there), stored as
+// fp16, and within kHalfLevelsMaxErrorRise of the float32 solution; parametric and uniform
+// levels, which are not centroids, keep float32.
+TEST(QuantizeScaled, HalfLevelsCostAtMostTheAllowedRise) {
+  const GroupLayout layout{64, 64, 32, 1};
+  const std::vector<float> w = heavy_rows(layout, 5);
+  for (const int scale_bits : {0, 6}) {
+    for (const bool sampled : {false, true}) {
+      for (const Method method : {Method::kLloydMax, Method::kParametric, Method::kUniform}) {
+        SCOPED_TRACE(testing::Message() << "scale bits " << scale_bits << (sampled ? ", sampled" : "") << ", "
+                                        << to_string(method));
+        ScaledParams p;
+        p.bits = 4;
+        p.method = method;
+        p.scale_bits = scale_bits;
+        if (sampled) {
+          p.sampled_solve_min_groups = 1024;
+          p.sample_groups = 256;
+        }
+        const ScaledQuantization full = quantize_scaled(w, layout, p);
+        p.half_levels = true;
+        const ScaledQuantization q = quantize_scaled(w, layout, p);
+        EXPECT_EQ(q.sampled, sampled && scale_bits > 0);
+        EXPECT_EQ(full.level_precision, LevelPrecision::kFloat32);
+        if (method != Method::kLloydMax) {
+          EXPECT_EQ(q.level_precision, LevelPrecision::kFloat32);
+          continue;
+        }
+        EXPECT_EQ(q.level_precision, LevelPrecision::kFloat16);
+        for (const double level : q.codebook.levels()) {
+          EXPECT_EQ(round_to_precision(level, LevelPrecision::kFloat16), level);
+        }
+        EXPECT_LE(q.error.sum_squares_error, (1.0 + kHalfLevelsMaxErrorRise) * full.error.sum_squares_error);
+        EXPECT_EQ(measure_error(w, dequantize_scaled(q, layout)).sum_squares_error, q.error.sum_squares_error);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pqtool

@@ -10,11 +10,12 @@
 //   - SQNR = 10·log10(Σw² / Σ(w − ŵ)²) summed over all the tensors (ŵ as a runtime computes it:
 //     levels and scales rounded to their storage precision);
 //   - bits per weight counting every stored bit: b-bit codes, a codebook of 2^b levels in the
-//     weight's type per tensor, 16 bits per fp16 scale, 32 bits per fp32 scale;
+//     weight's type per tensor (pqtool's rows: fp16 where `pqtool quantize` stores them so),
+//     16 bits per fp16 scale, 32 bits per fp32 scale;
 //   - seconds: the sum over tensors of the time each row took (thread-seconds, so the figure does
 //     not depend on --threads).
 // Per tensor it also records MSE(lloyd-max) / MSE(optimal) at tensor granularity, the gap of
-// pqtool's default method to the exact minimum.
+// pqtool's default method to the exact minimum (both with float32 levels: solver against solver).
 //
 // Baselines by channel or block group the same elements as pqtool's channel layout (the plan's
 // reduction view: Conv [O, I·kh·kw] by row, MatMul [K, N] by column): each channel's values are
@@ -280,6 +281,7 @@ void run_tensor(const Weight& w, int bits, std::array<Cell, kRows.size()>& cells
         qp.method = row.pq_method;
         qp.bits = bits;
         qp.precision = precision_of(w.type);
+        qp.half_levels = half_levels_pay(w.type, w.name, bits);  // as pqtool quantize stores them
         double scale_bits = 0.0;
         if (row.kind == RowKind::kPqtoolScaled) {
           const LayoutRequest& request = kLayouts[static_cast<std::size_t>(row.layout)];
@@ -290,8 +292,13 @@ void run_tensor(const Weight& w, int bits, std::array<Cell, kRows.size()>& cells
         // The bytes the lut format stores for the scales: fp16 each, or packed log-domain codes
         // plus the weight's offset and stride.
         if (!q.scales.empty()) scale_bits = 8.0 * static_cast<double>(lut_scale_bytes(q.scales.size(), q.scale_bits));
-        cell = from_error(q.error, code_bits + codebook_bits(bits, w.type) + scale_bits);
-        if (row.kind == RowKind::kPqtoolTensor && row.pq_method == Method::kLloydMax) lloyd_error = q.error.sum_squares_error;
+        const TensorType level_type = q.level_precision == LevelPrecision::kFloat16 ? TensorType::kFloat16 : w.type;
+        cell = from_error(q.error, code_bits + codebook_bits(bits, level_type) + scale_bits);
+        if (row.kind == RowKind::kPqtoolTensor && row.pq_method == Method::kLloydMax) {
+          qp.half_levels = false;
+          lloyd_error = q.level_precision == LevelPrecision::kFloat16 ? quantize_tensor(values, qp).error.sum_squares_error
+                                                                      : q.error.sum_squares_error;
+        }
         break;
       }
       case RowKind::kOptimal: {

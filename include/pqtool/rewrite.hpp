@@ -95,6 +95,13 @@ onnx::ModelProto rewrite_model(onnx::ModelProto model, std::span<const Quantized
 /// Bytes the lut format stores for one weight: packed codes plus the codebook, whose levels are
 /// of `level_type` (the weight's type, or fp16 for a float32 weight's half_levels).
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType level_type);
+/// Estimated protobuf bytes of the Cast that widens a weight's fp16 levels (QuantizedWeight::
+/// half_levels): op, attribute and framing, and two names after the weight.
+std::uint64_t half_levels_cast_bytes(const std::string& weight);
+/// Whether fp16 levels make a weight's lut storage smaller at `bits`: float32 weights only; two
+/// bytes saved a level against the Cast (from 5–6 bits on for names of ~10–40 characters; at
+/// 4 bits the Cast outweighs the 32 bytes saved).
+bool half_levels_pay(TensorType type, const std::string& weight, int bits);
 /// Names of a lut weight's scale-code bit planes: prefix + "0", "1", ... ("W.pq.s6_0").
 std::string scale_plane_prefix(const std::string& weight, int scale_bits);
 /// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or packed

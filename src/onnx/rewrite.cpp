@@ -715,6 +715,16 @@ std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits) {
   return packed_bytes(groups, scale_bits) + 2 * sizeof(std::int32_t);
 }
 
+std::uint64_t half_levels_cast_bytes(const std::string& weight) {
+  constexpr std::uint64_t kCastNodeBytes = 45;  // "Cast", the "to" attribute, node and name framing
+  return kCastNodeBytes + 2 * weight.size();
+}
+
+bool half_levels_pay(TensorType type, const std::string& weight, int bits) {
+  const std::uint64_t saved = (std::uint64_t{1} << bits) * (sizeof(float) - sizeof(std::uint16_t));
+  return type == TensorType::kFloat32 && saved > half_levels_cast_bytes(weight);
+}
+
 std::uint64_t lut_payload_bytes(std::uint64_t elements, int bits, TensorType level_type) {
   return packed_bytes(elements, bits) + (std::uint64_t{1} << bits) * element_size(level_type);
 }

@@ -109,8 +109,6 @@ constexpr std::uint64_t kLutFirstPlaneGraphBytes = 100;
 constexpr std::uint64_t kLutMorePlaneGraphBytes = 210;
 constexpr std::uint64_t kLutLogScaleGraphBytes = 420;
 constexpr std::uint64_t kLutHalfScaleGraphBytes = 190;
-/// The Cast that widens fp16 levels: its op, attribute and framing, plus two names after the weight.
-constexpr std::uint64_t kLutHalfLevelsGraphBytes = 45;
 
 // Bytes of the planes of `bits`-bit codes in the subgraph.
 std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
@@ -123,7 +121,7 @@ std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
 std::uint64_t lut_graph_bytes(const std::string& name, int bits, bool scaled, int scale_bits, bool level_cast) {
   const std::uint64_t n = name.size();
   std::uint64_t bytes = kLutFixedGraphBytes + 3 * n + plane_graph_bytes(n, bits);
-  if (level_cast) bytes += kLutHalfLevelsGraphBytes + 2 * n;
+  if (level_cast) bytes += half_levels_cast_bytes(name);
   if (scaled && scale_bits > 0) bytes += kLutLogScaleGraphBytes + 4 * n + plane_graph_bytes(n, scale_bits);
   if (scaled && scale_bits == 0) bytes += kLutHalfScaleGraphBytes + 3 * n;
   return bytes;
@@ -139,15 +137,11 @@ ScaleKind scale_kind(const TensorPlan& p) {
   return ScaleKind::kTensor;
 }
 
-// Whether fp16 levels would make a float32 weight's file smaller at `bits`: they save two bytes
-// a level, the Cast that widens them costs kLutHalfLevelsGraphBytes and two names (so from 6
-// bits on, for names of up to ~40 characters; at 4 bits the Cast outweighs the 32 bytes saved).
-bool half_levels_pay(const QuantizeJob& job, const ConstTensor& t, int bits) {
-  const std::uint64_t saved = (std::uint64_t{1} << bits) * (sizeof(float) - sizeof(std::uint16_t));
-  // fake stores what lut would reconstruct, so it takes the same levels.
+// Whether the job stores a float32 weight's levels as fp16 at `bits` (where that shrinks the
+// lut file; fake stores what lut would reconstruct, so it takes the same levels).
+bool half_levels_for(const QuantizeJob& job, const ConstTensor& t, int bits) {
   const bool codebook_format = job.format == Format::kLut || job.format == Format::kFake;
-  return job.half_levels && codebook_format && t.type == TensorType::kFloat32 &&
-         saved > kLutHalfLevelsGraphBytes + 2 * t.name.size();
+  return job.half_levels && codebook_format && half_levels_pay(t.type, t.name, bits);
 }
 
 // Whether a float32 weight's levels came out as fp16 (QuantizeParams::half_levels).
@@ -299,7 +293,7 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
         qp.bits = bits;
         qp.lloyd = job.lloyd;
         qp.precision = precision_of(t.type);
-        qp.half_levels = half_levels_pay(job, t, bits);
+        qp.half_levels = half_levels_for(job, t, bits);
         if (!per_tensor && p.granularity != Granularity::kTensor) {
           qp.groups = p.layout;
           qp.scale_bits = job.plan.scale_bits;
@@ -513,7 +507,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       qp.bits = p.bits;
       qp.lloyd = job.lloyd;
       qp.precision = precision_of(t.type);
-      qp.half_levels = half_levels_pay(job, t, p.bits);
+      qp.half_levels = half_levels_for(job, t, p.bits);
       if (p.granularity != Granularity::kTensor) {
         qp.groups = p.layout;
         qp.scale_bits = job.plan.scale_bits;

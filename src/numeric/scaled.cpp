@@ -76,6 +76,13 @@ struct ScaleWindow {
   int base = 0;
   int stride = 1;
   long last_code = 0;
+
+  /// The scale of every code: log_scale_value(base + stride·k).
+  std::vector<double> values() const {
+    std::vector<double> v(static_cast<std::size_t>(last_code) + 1);
+    for (std::size_t k = 0; k < v.size(); ++k) v[k] = log_scale_value(base + stride * static_cast<int>(k));
+    return v;
+  }
 };
 
 /// The window for scale codes of `scale_bits` bits given the (rounded) exponents of the non-zero
@@ -126,6 +133,55 @@ double encode_group(std::span<const float> group, const Codebook& codebook, cons
   }
   return e;
 }
+
+/// The least-squares scale Σ w·c[q] / Σ c[q]² of one group for its codes; 0 where that is not
+/// a positive number.
+double least_squares_scale(std::span<const float> group, std::span<const std::uint8_t> codes,
+                           const Codebook& codebook) {
+  double sum_wc = 0.0, sum_cc = 0.0;
+  for (std::size_t j = 0; j < group.size(); ++j) {
+    const double c = codebook.decode(codes[j]);
+    sum_wc += group[j] * c;
+    sum_cc += c * c;
+  }
+  return sum_wc > 0.0 && sum_cc > 0.0 ? sum_wc / sum_cc : 0.0;
+}
+
+/// The search for one group's scale code on the grid scale_values[0 … last]: it starts from the
+/// group's current code and takes a candidate only when strictly better; a candidate's sum
+/// stops as soon as it reaches the best error so far (group_error's bound), so far candidates
+/// cost little.
+class ScaleSearch {
+ public:
+  ScaleSearch(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small,
+              std::span<const double> scale_values, int current)
+      : group_(group), codebook_(codebook), small_(small), scale_values_(scale_values), best_(current),
+        best_error_(group_error(group, codebook, small, scale_values[static_cast<std::size_t>(current)],
+                                std::numeric_limits<double>::infinity())) {}
+
+  /// Candidates first … last, clamped to the grid.
+  void range(long first, long last) {
+    const auto top = static_cast<long>(scale_values_.size()) - 1;
+    for (long k = first; k <= last; ++k) {
+      const auto c = static_cast<int>(std::clamp(k, 0L, top));
+      if (c == best_) continue;
+      const double err = group_error(group_, codebook_, small_, scale_values_[static_cast<std::size_t>(c)], best_error_);
+      if (err < best_error_) {
+        best_error_ = err;
+        best_ = c;
+      }
+    }
+  }
+  int best() const { return best_; }
+
+ private:
+  std::span<const float> group_;
+  const Codebook& codebook_;
+  const SmallCodebook* small_;
+  std::span<const double> scale_values_;
+  int best_;
+  double best_error_;
+};
 
 }  // namespace
 
@@ -216,13 +272,9 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
     double s = rho * rms;
     for (int step = 0; step < kSampledLeastSquaresSteps && s > 0.0; ++step) {
       encode_group(group, sub.codebook, sample_small ? &*sample_small : nullptr, s, group_codes);
-      double sum_wc = 0.0, sum_cc = 0.0;
-      for (std::size_t j = 0; j < block; ++j) {
-        const double c = sub.codebook.decode(group_codes[j]);
-        sum_wc += group[j] * c;
-        sum_cc += c * c;
+      if (const double least_squares = least_squares_scale(group, group_codes, sub.codebook); least_squares > 0.0) {
+        s = least_squares;
       }
-      if (sum_wc > 0.0 && sum_cc > 0.0) s = sum_wc / sum_cc;
     }
     estimate[g] = s;
     if (estimate[g] > 0.0) present.push_back(static_cast<int>(std::lround(exponent_of(estimate[g]))));
@@ -231,10 +283,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   const ScaleWindow window = scale_window(std::move(present), params.scale_bits);
   auto grid_position = [&](double s) { return (exponent_of(s) - window.base) / window.stride; };
   auto clamp_code = [&](long k) { return static_cast<int>(std::clamp(k, 0L, window.last_code)); };
-  std::vector<double> scale_values(static_cast<std::size_t>(window.last_code) + 1);
-  for (std::size_t k = 0; k < scale_values.size(); ++k) {
-    scale_values[k] = log_scale_value(window.base + window.stride * static_cast<int>(k));
-  }
+  const std::vector<double> scale_values = window.values();
   auto value_of = [&](int code) { return scale_values[static_cast<std::size_t>(code)]; };
 
   ScaledQuantization r;
@@ -246,22 +295,6 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   auto store_codes = [&](std::size_t g) {
     const std::size_t start = group_start(layout, g);
     for (std::size_t j = 0; j < block; ++j) r.codes[start + j * layout.post] = group_codes[j];
-  };
-  // Searches codes first … last (clamped to the window) for group g's least error, starting
-  // from its current code; keeps the best.
-  auto search = [&](std::size_t g, const Codebook& codebook, const SmallCodebook* small, long first, long last) {
-    int best = code[g];
-    double best_error = group_error(group, codebook, small, value_of(best), std::numeric_limits<double>::infinity());
-    for (long k = first; k <= last; ++k) {
-      const int c = clamp_code(k);
-      if (c == best) continue;
-      const double err = group_error(group, codebook, small, value_of(c), best_error);
-      if (err < best_error) {
-        best_error = err;
-        best = c;
-      }
-    }
-    code[g] = best;
   };
   const long reach = std::max(1L, kScaleSearch / window.stride);
   const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
@@ -278,8 +311,10 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       code[g] = 0;  // an all-zero group: the smallest scale, as in the full solve
     } else {
       const auto below = static_cast<long>(std::floor(grid_position(estimate[g])));
-      code[g] = clamp_code(std::lround(grid_position(estimate[g])));
-      search(g, codebook, small ? &*small : nullptr, below - reach + 1, below + reach);
+      ScaleSearch search(group, codebook, small ? &*small : nullptr, scale_values,
+                         clamp_code(std::lround(grid_position(estimate[g]))));
+      search.range(below - reach + 1, below + reach);
+      code[g] = search.best();
     }
     const double s = value_of(code[g]);
     encode_group(group, codebook, small ? &*small : nullptr, s, group_codes);
@@ -311,18 +346,15 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
     load_group(g);
     if (estimate[g] > 0.0) {
       const std::size_t start = group_start(layout, g);
-      double sum_wc = 0.0, sum_cc = 0.0;
-      for (std::size_t j = 0; j < block; ++j) {
-        const double c = r.codebook.decode(r.codes[start + j * layout.post]);
-        sum_wc += group[j] * c;
-        sum_cc += c * c;
+      for (std::size_t j = 0; j < block; ++j) group_codes[j] = r.codes[start + j * layout.post];
+      const double least_squares = least_squares_scale(group, group_codes, r.codebook);
+      ScaleSearch search(group, r.codebook, small ? &*small : nullptr, scale_values, code[g]);
+      search.range(code[g] - kScaleLocalSearch, code[g] + kScaleLocalSearch);
+      if (least_squares > 0.0) {
+        const auto below = static_cast<long>(std::floor(grid_position(least_squares)));
+        search.range(below, below + 1);
       }
-      const int current = code[g];
-      search(g, r.codebook, small ? &*small : nullptr, current - kScaleLocalSearch, current + kScaleLocalSearch);
-      if (sum_wc > 0.0 && sum_cc > 0.0) {
-        const auto below = static_cast<long>(std::floor(grid_position(sum_wc / sum_cc)));
-        search(g, r.codebook, small ? &*small : nullptr, below, below + 1);
-      }
+      code[g] = search.best();
     }
     encode_group(group, r.codebook, small ? &*small : nullptr, value_of(code[g]), group_codes);
     store_codes(g);
@@ -526,9 +558,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       const std::size_t start = group_start(layout, g);
       for (std::size_t j = 0; j < layout.block; ++j) group_values[j] = values[start + j * layout.post];
     };
-    auto group_error = [&](double s, double bound) {
-      return pqtool::group_error(group_values, codebook, small ? &*small : nullptr, s, bound);
-    };
+    const std::vector<double> scale_values = window.values();
     assign_sse();
     for (int round = 0; round < kLogScaleRounds; ++round) {
       solve_levels();
@@ -537,31 +567,19 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
         if (!(den[g] > 0.0 && num[g] > 0.0)) continue;
         const auto below = static_cast<long>(std::floor(grid_position(num[g] / den[g])));
         load_group(g);
-        int best = code[g];
-        double best_error = group_error(scale[g], std::numeric_limits<double>::infinity());
-        const long reach = std::max(1L, kScaleSearch / stride);
-        auto try_code = [&](long k) {
-          const int c = static_cast<int>(std::clamp(k, 0L, last_code));
-          if (c == best) return;
-          const double err = group_error(log_scale_value(r.scale_base + stride * c), best_error);
-          if (err < best_error) {
-            best_error = err;
-            best = c;
-          }
-        };
+        ScaleSearch search(group_values, codebook, small ? &*small : nullptr, scale_values, code[g]);
         // The first round searches the whole range; later ones, where the codebook has moved
         // little, only next to the current scale and the new least-squares one.
         if (round == 0) {
           // (Every other grid point, then the ones next to the best, cost cls 0.02 dB and saved
           // 3% of the time: the bound already stops far candidates early.)
-          for (long k = below - reach + 1; k <= below + reach; ++k) try_code(k);
+          const long reach = std::max(1L, kScaleSearch / stride);
+          search.range(below - reach + 1, below + reach);
         } else {
-          const int current = best;
-          for (long k = current - kScaleLocalSearch; k <= current + kScaleLocalSearch; ++k) try_code(k);
-          try_code(below);
-          try_code(below + 1);
+          search.range(code[g] - kScaleLocalSearch, code[g] + kScaleLocalSearch);
+          search.range(below, below + 1);
         }
-        set_code(g, best);
+        set_code(g, search.best());
       }
       r.mse_history.push_back(assign_sse() / static_cast<double>(values.size()));
     }

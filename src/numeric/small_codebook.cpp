@@ -65,6 +65,19 @@ PQTOOL_KERNEL Lanes safe_inverse(Lanes s) {
   return reinterpret_cast<Lanes>(reinterpret_cast<Mask>(inverse) & (s > Lanes{}));
 }
 
+/// The partial last chunk values[j …): w and s lanes past the end are 0, so their error is 0.
+/// The scales are scales[j + l], or `scale` on every lane when scales is empty. (A function, not
+/// a lambda: at -O0 GCC miscompiled a lambda inside these always-inline kernels.)
+PQTOOL_KERNEL void load_tail(std::span<const float> values, std::size_t j, float scale, std::span<const float> scales,
+                             Lanes& w, Lanes& s) {
+  w = Lanes{};
+  s = Lanes{};
+  for (std::size_t l = 0; j + l < values.size(); ++l) {
+    w[l] = values[j + l];
+    s[l] = scales.empty() ? scale : scales[j + l];
+  }
+}
+
 template <std::size_t kThresholds>
 PQTOOL_KERNEL double scaled_error_of(const Tables& t, std::span<const float> values, float scale, double bound) {
   const Lanes s = broadcast(scale);
@@ -77,12 +90,8 @@ PQTOOL_KERNEL double scaled_error_of(const Tables& t, std::span<const float> val
     if (e >= bound) return e;
   }
   if (j < values.size()) {
-    // Padding lanes have w = 0 and s = 0: their error is 0.
-    Lanes w{}, sp{};
-    for (std::size_t l = 0; j + l < values.size(); ++l) {
-      w[l] = values[j + l];
-      sp[l] = scale;
-    }
+    Lanes w, sp;
+    load_tail(values, j, scale, {}, w, sp);
     e += lane_sum(chunk<kThresholds>(t, w, sp, inverse, count));
   }
   return e;
@@ -101,13 +110,8 @@ PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, f
     for (std::size_t l = 0; l < SmallCodebook::kLanes; ++l) codes[j + l] = t.code[count[l]];
   }
   if (j < values.size()) {
-    // Padding lanes have w = 0 and s = 0: their error is 0. (No lambda for the scales: at -O0
-    // GCC miscompiled one inside these always-inline kernels.)
-    Lanes w{}, s{};
-    for (std::size_t l = 0; j + l < values.size(); ++l) {
-      w[l] = values[j + l];
-      s[l] = scales.empty() ? scale : scales[j + l];
-    }
+    Lanes w, s;
+    load_tail(values, j, scale, scales, w, s);
     e += lane_sum(chunk<kThresholds>(t, w, s, safe_inverse(s), count));
     for (std::size_t l = 0; j + l < values.size(); ++l) codes[j + l] = t.code[count[l]];
   }

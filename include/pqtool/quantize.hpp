@@ -58,7 +58,8 @@ double round_to_precision(double x, LevelPrecision precision);
 constexpr double kHalfLevelsMaxErrorRise = 0.01;
 
 /// Whether centroid levels (each the least-squares level of its cell) may be stored in fp16
-/// within kHalfLevelsMaxErrorRise of `sum_squares_error`, the tensor's error with them unrounded.
+/// within kHalfLevelsMaxErrorRise of `sum_squares_error`, the tensor's error with them unrounded,
+/// without measuring it (the sampled block solve; elsewhere the rise is measured).
 /// With the codes kept, moving a centroid c_k to c_k + δ_k adds exactly D_k·δ_k², where
 /// D_k = Σ_cell s² (s the group scale, 1 without scales): the cross term vanishes at a centroid.
 /// Re-encoding can only lower that, and with |δ_k| ≤ ρ·|c_k| the rise is at most

@@ -56,7 +56,8 @@ struct ScaledParams {
   LloydMaxParams lloyd;                                ///< for the initial codebook
   int rounds = kDefaultScaledRounds;                   ///< alternating minimisation rounds
   LevelPrecision codebook_precision = LevelPrecision::kFloat32;  ///< how the weight stores values
-  /// Float32 weights: levels in fp16 where half_levels_suffice (QuantizeParams::half_levels).
+  /// Float32 weights: levels in fp16 where the error rises by at most kHalfLevelsMaxErrorRise —
+  /// measured (one more encode pass), or in the sampled solve bounded by half_levels_suffice.
   bool half_levels = false;
   LevelPrecision scale_precision = LevelPrecision::kFloat16;     ///< how scales are stored (scale_bits = 0)
   /// > 0: scales are stored as log-domain codes of this many bits (see kScaleStepsPerOctave)

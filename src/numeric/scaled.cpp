@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <optional>
 
 #include "pqtool/error.hpp"
@@ -210,8 +209,10 @@ std::vector<float> dequantize_scaled(const ScaledQuantization& q, const GroupLay
 
 namespace {
 
-// The precision levels are stored in: the weight's own, or fp16 for a float32 weight whose
-// centroid levels (update_levels) pass half_levels_suffice against the error they leave.
+// The sampled solve's precision for its levels: the weight's own, or fp16 for a float32 weight
+// whose centroid levels (update_levels) pass half_levels_suffice against the error they leave
+// (bounded rather than measured: measuring would take one more pass over a large tensor, whose
+// codebook is a negligible part of its bytes anyway).
 LevelPrecision storage_precision(const ScaledParams& params, bool update_levels, std::span<const double> levels,
                                  double sum_squares_signal, double sum_squares_error) {
   const bool half = params.half_levels && update_levels && params.codebook_precision == LevelPrecision::kFloat32 &&
@@ -389,7 +390,6 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     scale[g] += static_cast<double>(values[i]) * values[i];
     count[g] += 1.0;
   });
-  const double sum_squares = std::accumulate(scale.begin(), scale.end(), 0.0);  // Σw²
   std::vector<bool> zero_group(groups, false);
   for (std::size_t g = 0; g < groups; ++g) {
     scale[g] = std::sqrt(scale[g] / count[g]);
@@ -586,21 +586,31 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     r.scale_codes.assign(code.begin(), code.end());
   }
   // 4. Storage: round levels and scales to what the model stores, then re-encode with them.
-  //    The last round's error (or the first assignment's, without rounds) is the one the
-  //    fp16 bound compares against.
-  std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
-  const double error_before =
-      r.mse_history.empty() ? previous : r.mse_history.back() * static_cast<double>(values.size());
-  r.level_precision = storage_precision(params, update_levels, stored, sum_squares, error_before);
-  for (double& v : stored) v = round_to_precision(v, r.level_precision);
-  r.codebook = Codebook(std::move(stored));
-  set_codebook(r.codebook);
   r.scales.resize(groups);
   for (std::size_t g = 0; g < groups; ++g) {
     if (!log_scales) scale[g] = round_scale(scale[g], params.scale_precision);
     r.scales[g] = static_cast<float>(scale[g]);
   }
-  assign_sse();
+  const std::vector<double> solved(codebook.levels().begin(), codebook.levels().end());
+  // Levels rounded to `precision`, codes for them; the error they leave (infinite when a level
+  // does not fit the precision).
+  auto store_levels = [&](LevelPrecision precision) {
+    std::vector<double> stored(solved);
+    for (double& v : stored) v = round_to_precision(v, precision);
+    const bool finite = std::all_of(stored.begin(), stored.end(), [](double v) { return std::isfinite(v); });
+    r.codebook = Codebook(std::move(stored));
+    r.level_precision = precision;
+    set_codebook(r.codebook);
+    const double e = assign_sse();
+    return finite ? e : std::numeric_limits<double>::infinity();
+  };
+  const double error = store_levels(params.codebook_precision);
+  //    A float32 weight's centroid levels in fp16 instead when its error, measured, rises by at
+  //    most kHalfLevelsMaxErrorRise.
+  if (params.half_levels && update_levels && params.codebook_precision == LevelPrecision::kFloat32 &&
+      !(store_levels(LevelPrecision::kFloat16) <= (1.0 + kHalfLevelsMaxErrorRise) * error)) {
+    store_levels(params.codebook_precision);
+  }
   r.error = measure_error(values, dequantize_scaled(r, layout));
   return r;
 }

@@ -194,19 +194,21 @@ TEST(QuantizeScaled, SampledSolveFallsBackWhenItsSampleIsAllZero) {
 }
 
 // fp16 levels (ScaledParams::half_levels) in the full and the sampled solve, with fp16 and
-// log-domain scales: taken at 4 bits (the bound ρ²·Σw² is ~1e-4 of the error there), stored as
-// fp16, and within kHalfLevelsMaxErrorRise of the float32 solution; parametric and uniform
-// levels, which are not centroids, keep float32.
+// log-domain scales: taken at 4 bits (even the sampled solve's bound ρ²·Σw² is ~1e-4 of the
+// error there) and by the full solve's measurement at 8 bits, stored as fp16, and within
+// kHalfLevelsMaxErrorRise of the float32 solution; parametric and uniform levels, which are
+// not centroids, keep float32.
 TEST(QuantizeScaled, HalfLevelsCostAtMostTheAllowedRise) {
   const GroupLayout layout{64, 64, 32, 1};
   const std::vector<float> w = heavy_rows(layout, 5);
+  for (const int bits : {4, 8})
   for (const int scale_bits : {0, 6}) {
     for (const bool sampled : {false, true}) {
       for (const Method method : {Method::kLloydMax, Method::kParametric, Method::kUniform}) {
-        SCOPED_TRACE(testing::Message() << "scale bits " << scale_bits << (sampled ? ", sampled" : "") << ", "
-                                        << to_string(method));
+        SCOPED_TRACE(testing::Message() << bits << " bits, scale bits " << scale_bits << (sampled ? ", sampled" : "")
+                                        << ", " << to_string(method));
         ScaledParams p;
-        p.bits = 4;
+        p.bits = bits;
         p.method = method;
         p.scale_bits = scale_bits;
         if (sampled) {
@@ -222,7 +224,11 @@ TEST(QuantizeScaled, HalfLevelsCostAtMostTheAllowedRise) {
           EXPECT_EQ(q.level_precision, LevelPrecision::kFloat32);
           continue;
         }
-        EXPECT_EQ(q.level_precision, LevelPrecision::kFloat16);
+        if (q.sampled && bits == 8) {
+          if (q.level_precision == LevelPrecision::kFloat32) continue;  // the bound may refuse
+        } else {
+          EXPECT_EQ(q.level_precision, LevelPrecision::kFloat16);
+        }
         for (const double level : q.codebook.levels()) {
           EXPECT_EQ(round_to_precision(level, LevelPrecision::kFloat16), level);
         }
@@ -231,6 +237,23 @@ TEST(QuantizeScaled, HalfLevelsCostAtMostTheAllowedRise) {
       }
     }
   }
+}
+
+// Groups that two float32 levels reconstruct exactly (every group is {0.1, 0.3}·2^k): fp16
+// levels would add error to nothing, so the full solve keeps float32.
+TEST(QuantizeScaled, ExactTensorKeepsFloat32Levels) {
+  const GroupLayout layout{1, 16, 32, 1};
+  std::vector<float> w(layout.count());
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    w[i] = std::ldexp(i % 3 == 0 ? 0.1f : 0.3f, static_cast<int>(layout.group_of(i) % 4));
+  }
+  ScaledParams p;
+  p.bits = 1;
+  p.scale_bits = 6;  // scales on the 2^(e/16) grid hold the groups' octaves exactly
+  p.half_levels = true;
+  const ScaledQuantization q = quantize_scaled(w, layout, p);
+  EXPECT_EQ(q.level_precision, LevelPrecision::kFloat32);
+  EXPECT_GT(q.error.sqnr_db(), 100.0);
 }
 
 }  // namespace

@@ -15,6 +15,12 @@
 
 namespace pqtool {
 
+/// What --target-size minimises.
+enum class BudgetObjective {
+  kWeightError,    ///< Σ over tensors of Σ(w − ŵ)²: the aggregate weight SQNR
+  kRelativeError,  ///< Σ over tensors of Σ(w − ŵ)² / Σw²: every layer's noise-to-signal ratio alike
+};
+
 struct QuantizeJob {
   std::filesystem::path input;
   std::filesystem::path output;       ///< ignored with dry_run
@@ -27,6 +33,7 @@ struct QuantizeJob {
   /// The budget as a multiple of the input's size (its file plus its external data), which is
   /// known once the model is loaded; it then sets target_size.
   std::optional<double> target_ratio;
+  BudgetObjective objective = BudgetObjective::kWeightError;  ///< what the budget minimises
   bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it
   bool force = false;                  ///< overwrite an existing output

@@ -301,7 +301,12 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
         const TensorQuantization q = quantize_tensor(values, qp);
         const std::uint64_t graph =
             lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits, half_levels(t, q));
-        curves[k].options.push_back({bits, payload_bytes(job.format, t, q) + graph, q.error.sum_squares_error, per_tensor});
+        // The relative objective weighs each tensor's Σ(w − ŵ)² by 1/Σw²: every layer's
+        // noise-to-signal ratio counts alike, however large its weights are.
+        const double signal = q.error.sum_squares_signal;
+        const double weight = job.objective == BudgetObjective::kRelativeError && signal > 0.0 ? 1.0 / signal : 1.0;
+        curves[k].options.push_back(
+            {bits, payload_bytes(job.format, t, q) + graph, weight * q.error.sum_squares_error, per_tensor});
         out.tables[k].push_back(tables_needed(job.format, bits, q.scales.empty() ? 0 : q.scale_bits));
         out.graph[k].push_back(graph);
       }

@@ -71,6 +71,11 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_option("--target-size", q.target_size,
                   "output size budget (1234, 5MB, 5MiB, 0.15x of the input): bits per weight are chosen to "
                   "minimise the total weight error within it");
+  cmd->add_option("--objective", q.objective,
+                  "what --target-size minimises: weight (total squared weight error) or relative (the sum over "
+                  "weights of their error-to-signal ratio)")
+      ->check(CLI::IsMember({"weight", "relative"}))
+      ->capture_default_str();
   cmd->add_option("--bits-override", q.bits_override, "REGEX=N: N bits for matching tensors, last match wins")
       ->allow_extra_args(false);
   cmd->add_option("--min-elements", q.min_elements, "skip weights with fewer elements")->capture_default_str();
@@ -135,6 +140,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.external_data = q.external_data;
     job.fold_batchnorm = !q.no_fold_batchnorm;
     job.half_levels = !q.float32_codebooks;
+    job.objective = q.objective == "relative" ? BudgetObjective::kRelativeError : BudgetObjective::kWeightError;
     if (!q.target_size.empty()) {
       const SizeLimit limit = parse_size(q.target_size);
       if (limit.is_ratio()) {

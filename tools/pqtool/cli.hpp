@@ -36,6 +36,7 @@ struct QuantizeOptions {
   bool external_data = false;
   bool dry_run = false;
   bool float32_codebooks = false;
+  std::string objective = "weight";
   bool strict = false;
   int jobs = 1;                ///< --jobs: models quantized in parallel
   std::string shard;           ///< --shard I/N: the inputs i (sorted) with i % N == I-1

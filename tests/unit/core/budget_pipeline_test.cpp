@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "pqtool/model.hpp"
 #include "pqtool/pipeline.hpp"
@@ -95,6 +96,54 @@ TEST(TargetSize, SmallModelBeatsFixedBitsAtTheSameSize) {
     EXPECT_LE(fs::file_size(budget.output), f.bytes_out) << bits;
     EXPECT_GT(r.sqnr_db, f.sqnr_db) << bits;
   }
+}
+
+// The relative objective (Σ over tensors of Σ(w − ŵ)² / Σw²) on weights of one shape at scales
+// 100× apart: the weight objective spends its bits on the large tensors; the relative one sees
+// four equal layers and gives them (nearly) equal bits. Each reaches the lower value of its own
+// objective.
+TEST(TargetSize, RelativeObjectiveWeighsEveryLayerAlike) {
+  TempDir dir;
+  build_model(dir / "in.onnx");
+  QuantizeJob fixed;
+  fixed.input = dir / "in.onnx";
+  fixed.output = dir / "fixed.onnx";
+  fixed.plan.bits = 3;
+  const ModelReport f = quantize_model(fixed);
+  // Per model: bits of w0 (scale 0.5) and w3 (0.005), Σ of the tensors' error-to-signal ratios.
+  struct Outcome {
+    ModelReport report;
+    std::map<std::string, int> bits;
+    double relative_error = 0.0;
+  };
+  auto run = [&](BudgetObjective objective, const std::string& name) {
+    QuantizeJob budget = fixed;
+    budget.output = dir / name;
+    budget.target_size = f.bytes_out;
+    budget.objective = objective;
+    Outcome o{quantize_model(budget), {}, 0.0};
+    EXPECT_LE(fs::file_size(budget.output), f.bytes_out) << name;
+    for (const auto& t : o.report.tensors) {
+      if (t.skipped) continue;
+      o.bits[t.name] = t.bits;
+      o.relative_error += t.sum_squares_error / t.sum_squares_signal;
+    }
+    return o;
+  };
+  const Outcome weight = run(BudgetObjective::kWeightError, "weight.onnx");
+  const Outcome relative = run(BudgetObjective::kRelativeError, "relative.onnx");
+  ASSERT_EQ(weight.bits.size(), 4u);
+  ASSERT_EQ(relative.bits.size(), 4u);
+  EXPECT_GT(weight.bits.at("w0"), weight.bits.at("w3"));
+  int lo = 9;
+  int hi = 0;
+  for (const auto& [name, bits] : relative.bits) {
+    lo = std::min(lo, bits);
+    hi = std::max(hi, bits);
+  }
+  EXPECT_LE(hi - lo, 1);
+  EXPECT_LT(relative.relative_error, weight.relative_error);
+  EXPECT_GT(weight.report.sqnr_db, relative.report.sqnr_db);
 }
 
 TEST(TargetSize, UnreachableBudgetNamesTheSmallestSize) {

@@ -224,6 +224,18 @@ TEST_F(CliTest, JobsCarryTheOptions) {
   EXPECT_FALSE(j.fold_batchnorm);
   EXPECT_TRUE(j.force);
   EXPECT_TRUE(j.dry_run);
+  EXPECT_TRUE(j.half_levels);
+  EXPECT_EQ(j.objective, BudgetObjective::kWeightError);
+}
+
+TEST_F(CliTest, CodebookAndObjectiveOptions) {
+  parse({"quantize", model(), "--float32-codebooks", "--target-size", "0.2x", "--objective", "relative"});
+  const auto jobs = cli::make_jobs(options_.quantize);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_FALSE(jobs[0].half_levels);
+  EXPECT_EQ(jobs[0].objective, BudgetObjective::kRelativeError);
+  EXPECT_TRUE(rejects({"quantize", model(), "--objective", "sse"}));
+  EXPECT_FALSE(rejects({"quantize", model(), "--objective", "weight"}));
 }
 
 TEST_F(CliTest, ZeroThreadsMeansEveryCore) {

@@ -33,6 +33,15 @@ void build_model(const fs::path& path) {
   b.save(path);
 }
 
+// A job on build_model's model in `dir`, writing `output` there.
+QuantizeJob job_on_model(const TempDir& dir, const std::string& output) {
+  build_model(dir / "in.onnx");
+  QuantizeJob job;
+  job.input = dir / "in.onnx";
+  job.output = dir / output;
+  return job;
+}
+
 TEST(TargetSize, FitsAndBeatsFixedBitsAtTheSameSize) {
   TempDir dir;
   build_model(dir / "in.onnx");
@@ -104,10 +113,7 @@ TEST(TargetSize, SmallModelBeatsFixedBitsAtTheSameSize) {
 // objective.
 TEST(TargetSize, RelativeObjectiveWeighsEveryLayerAlike) {
   TempDir dir;
-  build_model(dir / "in.onnx");
-  QuantizeJob fixed;
-  fixed.input = dir / "in.onnx";
-  fixed.output = dir / "fixed.onnx";
+  QuantizeJob fixed = job_on_model(dir, "fixed.onnx");
   fixed.plan.bits = 3;
   const ModelReport f = quantize_model(fixed);
   // Per model: bits of w0 (scale 0.5) and w3 (0.005), Σ of the tensors' error-to-signal ratios.
@@ -148,10 +154,7 @@ TEST(TargetSize, RelativeObjectiveWeighsEveryLayerAlike) {
 
 TEST(TargetSize, UnreachableBudgetNamesTheSmallestSize) {
   TempDir dir;
-  build_model(dir / "in.onnx");
-  QuantizeJob job;
-  job.input = dir / "in.onnx";
-  job.output = dir / "out.onnx";
+  QuantizeJob job = job_on_model(dir, "out.onnx");
   job.target_size = 1000;
   const auto e = error_of([&] { quantize_model(job); });
   ASSERT_TRUE(e);

@@ -67,6 +67,13 @@ constexpr double kHalfLevelsMaxErrorRise = 0.01;
 /// cannot hold (beyond ±65504) keep float32.
 bool half_levels_suffice(std::span<const double> levels, double sum_squares_signal, double sum_squares_error);
 
+/// `levels` rounded to fp16; nullopt when one does not fit (rounds beyond ±65504).
+std::optional<std::vector<double>> half_levels_of(std::span<const double> levels);
+
+/// Whether `half_error`, measured with fp16 levels, is within kHalfLevelsMaxErrorRise of
+/// `error`, measured with the weight's own precision.
+bool half_levels_accepted(double half_error, double error);
+
 struct QuantizeParams {
   Method method = Method::kAuto;                    ///< how levels are chosen
   int bits = 4;                                     ///< 2^bits levels, 1..8
@@ -78,7 +85,8 @@ struct QuantizeParams {
   /// Scales as log-domain codes of this many bits (ScaledParams::scale_bits); 0: fp16 scales.
   int scale_bits = 0;
   /// A float32 weight's levels may be stored in fp16 where that costs at most
-  /// kHalfLevelsMaxErrorRise of the error (lloyd-max, optimal and auto; uniform grids stay).
+  /// kHalfLevelsMaxErrorRise of the error. Uniform grids keep float32 (DequantizeLinear's form),
+  /// and so do parametric levels with scale groups (quantize_scaled keeps them fixed).
   bool half_levels = false;
 };
 

@@ -41,12 +41,25 @@ double round_to_precision(double x, LevelPrecision precision) {
   return x;
 }
 
+std::optional<std::vector<double>> half_levels_of(std::span<const double> levels) {
+  std::vector<double> half(levels.begin(), levels.end());
+  for (double& level : half) {
+    level = round_to_precision(level, LevelPrecision::kFloat16);
+    if (!std::isfinite(level)) return std::nullopt;
+  }
+  return half;
+}
+
+bool half_levels_accepted(double half_error, double error) {
+  return half_error <= (1.0 + kHalfLevelsMaxErrorRise) * error;
+}
+
 bool half_levels_suffice(std::span<const double> levels, double sum_squares_signal, double sum_squares_error) {
+  const std::optional<std::vector<double>> half = half_levels_of(levels);
+  if (!half) return false;
   double rho = 0.0;  // the largest relative rounding error of a level
-  for (const double c : levels) {
-    const double rounded = round_to_precision(c, LevelPrecision::kFloat16);
-    if (!std::isfinite(rounded)) return false;
-    if (c != 0.0) rho = std::max(rho, std::abs(rounded - c) / std::abs(c));
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    if (levels[k] != 0.0) rho = std::max(rho, std::abs((*half)[k] - levels[k]) / std::abs(levels[k]));
   }
   return rho * rho * sum_squares_signal <= kHalfLevelsMaxErrorRise * sum_squares_error;
 }
@@ -204,7 +217,7 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   q.converged = q.method != Method::kLloydMax || evidence.converged;
   // 5. Round the levels to the precision the model stores them in, then encode with the rounded
   //    levels so the codes pick the nearest level that will really be reconstructed.
-  std::vector<double> half(stored);
+  const std::vector<double> solved = stored;
   for (double& level : stored) level = round_to_precision(level, params.precision);
   q.codebook = Codebook(std::move(stored));
   q.level_precision = params.precision;
@@ -215,13 +228,12 @@ TensorQuantization quantize_tensor(std::span<const float> values, const Quantize
   // 7. A float32 weight's levels in fp16 instead, when the measured error rises by at most
   //    kHalfLevelsMaxErrorRise (here the rise is measured, not bounded: one more encode).
   if (params.half_levels && params.precision == LevelPrecision::kFloat32 && q.method != Method::kUniform) {
-    for (double& level : half) level = round_to_precision(level, LevelPrecision::kFloat16);
-    if (std::all_of(half.begin(), half.end(), [](double level) { return std::isfinite(level); })) {
-      Codebook codebook(std::move(half));
+    if (std::optional<std::vector<double>> half = half_levels_of(solved)) {
+      Codebook codebook(std::move(*half));
       std::vector<std::uint8_t> codes(values.size());
       codebook.encode(values, codes);
       const ErrorStats error = measure_code_error(values, codebook, codes);
-      if (error.sum_squares_error <= (1.0 + kHalfLevelsMaxErrorRise) * q.error.sum_squares_error) {
+      if (half_levels_accepted(error.sum_squares_error, q.error.sum_squares_error)) {
         q.codebook = std::move(codebook);
         q.codes = std::move(codes);
         q.error = error;

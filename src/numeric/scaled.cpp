@@ -592,24 +592,23 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     r.scales[g] = static_cast<float>(scale[g]);
   }
   const std::vector<double> solved(codebook.levels().begin(), codebook.levels().end());
-  // Levels rounded to `precision`, codes for them; the error they leave (infinite when a level
-  // does not fit the precision).
-  auto store_levels = [&](LevelPrecision precision) {
-    std::vector<double> stored(solved);
-    for (double& v : stored) v = round_to_precision(v, precision);
-    const bool finite = std::all_of(stored.begin(), stored.end(), [](double v) { return std::isfinite(v); });
+  std::vector<double> own(solved);
+  for (double& v : own) v = round_to_precision(v, params.codebook_precision);
+  // Stored levels and the codes for them; the error they leave.
+  auto store_levels = [&](std::vector<double> stored, LevelPrecision precision) {
     r.codebook = Codebook(std::move(stored));
     r.level_precision = precision;
     set_codebook(r.codebook);
-    const double e = assign_sse();
-    return finite ? e : std::numeric_limits<double>::infinity();
+    return assign_sse();
   };
-  const double error = store_levels(params.codebook_precision);
+  const double error = store_levels(own, params.codebook_precision);
   //    A float32 weight's centroid levels in fp16 instead when its error, measured, rises by at
   //    most kHalfLevelsMaxErrorRise.
-  if (params.half_levels && update_levels && params.codebook_precision == LevelPrecision::kFloat32 &&
-      !(store_levels(LevelPrecision::kFloat16) <= (1.0 + kHalfLevelsMaxErrorRise) * error)) {
-    store_levels(params.codebook_precision);
+  if (params.half_levels && update_levels && params.codebook_precision == LevelPrecision::kFloat32) {
+    if (std::optional<std::vector<double>> half = half_levels_of(solved);
+        half && !half_levels_accepted(store_levels(std::move(*half), LevelPrecision::kFloat16), error)) {
+      store_levels(std::move(own), params.codebook_precision);
+    }
   }
   r.error = measure_error(values, dequantize_scaled(r, layout));
   return r;

@@ -1,12 +1,14 @@
 // Nearest-level encoding for codebooks of at most 16 levels (2–4 bits), eight values at a time.
 //
 // For sorted levels c_0 ≤ … ≤ c_{L−1} with midpoint thresholds t_k = (c_k + c_{k+1}) / 2, the
-// nearest level of x is c_q with q = #{k : x > t_k}, and its value is
-//   c_q = c_0 + Σ_k [x > t_k] · (c_{k+1} − c_k),
-// so encoding needs no search and no table lookup: L − 1 compares and masked adds, which run on
-// eight lanes at once. The scale searches and encode passes of the per-group solver
-// (scaled.cpp) spend most of pqtool's time here; Codebook::encode (a binary search) stays the
-// reference, and small_codebook tests hold this to it.
+// nearest level of x is c_q with q = #{k : x > t_k}. q is found by a branch-free binary search
+// on eight lanes at once: with L ≤ 2^b, b steps each append one bit of q, comparing x with the
+// middle threshold of the interval q's leading bits leave, picked from a table by a register
+// permute; c_q is one more permute. (Counting all L − 1 compares took 15 compares and 15 adds per
+// eight values at 16 levels; the search takes 4 compares and 3 permutes.) The scale searches
+// and encode passes of the per-group solver (scaled.cpp) spend most of pqtool's time here;
+// Codebook::encode (a scalar binary search) stays the reference, and small_codebook tests hold
+// this to it.
 //
 // Arithmetic is in float (the stored weights are float): a value within a float rounding of a
 // threshold may take the other of the two nearly equidistant levels. Results do not depend on
@@ -31,9 +33,10 @@ class SmallCodebook {
   static bool fits(const Codebook& codebook) { return codebook.size() <= kMaxLevels; }
   explicit SmallCodebook(const Codebook& codebook);
 
-  /// Σ_j (w_j − s·c[q_j])² with q_j the nearest level of w_j / s (s > 0). Stops and returns the
-  /// partial sum once it reaches `bound` (checked every kLanes values).
-  double scaled_error(std::span<const float> values, float scale, double bound) const;
+  /// errors[i] = Σ_j (w_j − s·c[q_j])² for s = scales[i] (> 0), q_j the nearest level of w_j / s:
+  /// one call for all of a scale search's candidates (the tables stay in registers across them).
+  /// Each sum equals encode's for the same scale.
+  void scaled_errors(std::span<const float> values, std::span<const float> scales, std::span<double> errors) const;
 
   /// Codes of values[j] / scale (nearest level; 0 for scale 0) into codes[j], and
   /// Σ_j (w_j − s·c[q_j])². One scale for the whole span.
@@ -47,12 +50,13 @@ class SmallCodebook {
   static void force_baseline(bool on);
 
  private:
-  std::size_t thresholds_ = 0;                ///< thresholds in use (levels − 1)
-  std::array<float, kMaxLevels> threshold_{};  ///< t_k, padded with +∞
-  std::array<float, kMaxLevels> step_{};       ///< c_{k+1} − c_k, padded with 0
-  float first_ = 0.0f;                         ///< c_0
+  static constexpr std::size_t kMaxSteps = 4;  ///< 2^kMaxSteps = kMaxLevels
+  std::size_t steps_ = 1;                       ///< binary search steps: levels ≤ 2^steps_
+  /// The search's thresholds: kLanes entries per step (see the constructor), +∞ where unused.
+  alignas(32) std::array<float, kMaxSteps * kLanes> search_{};
+  std::array<float, kMaxLevels> level_{};      ///< c_q, padded with the last level
   /// Code of each threshold count: the first index of its run of equal levels.
-  std::array<std::uint8_t, kMaxLevels> code_{};
+  std::array<std::int32_t, kMaxLevels> code_{};
 };
 
 }  // namespace pqtool

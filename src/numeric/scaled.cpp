@@ -4,6 +4,7 @@
 #include "pqtool/scaled.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -103,11 +104,10 @@ ScaleWindow scale_window(std::vector<int> present, int scale_bits) {
   return w;
 }
 
-/// Σ_j (w_j − s·c[q_j])² over one group's values with codes re-chosen for scale s (the small
-/// codebook's eight-lane path when there is one); stops once the sum reaches `bound`.
-double group_error(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small, double s,
-                   double bound) {
-  if (small != nullptr) return small->scaled_error(group, static_cast<float>(s), bound);
+/// Σ_j (w_j − s·c[q_j])² over one group's values with codes re-chosen for scale s, by
+/// Codebook's binary search (codebooks the small codebook cannot take); stops once the sum
+/// reaches `bound`.
+double group_error(std::span<const float> group, const Codebook& codebook, double s, double bound) {
   const double inverse = 1.0 / s;
   double e = 0.0;
   for (std::size_t j = 0; j < group.size(); ++j) {
@@ -147,39 +147,76 @@ double least_squares_scale(std::span<const float> group, std::span<const std::ui
 }
 
 /// The search for one group's scale code on the grid scale_values[0 … last]: it starts from the
-/// group's current code and takes a candidate only when strictly better; a candidate's sum
-/// stops as soon as it reaches the best error so far (group_error's bound), so far candidates
-/// cost little.
+/// group's current code and takes a candidate only when strictly better, in the order tried.
+/// With a small codebook a range's candidates go to SmallCodebook::scaled_errors in batches;
+/// otherwise a candidate's sum stops as soon as it reaches the best error so far
+/// (group_error's bound). Either way the choice is that of trying them one by one.
 class ScaleSearch {
  public:
   ScaleSearch(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small,
               std::span<const double> scale_values, int current)
-      : group_(group), codebook_(codebook), small_(small), scale_values_(scale_values), best_(current),
-        best_error_(group_error(group, codebook, small, scale_values[static_cast<std::size_t>(current)],
-                                std::numeric_limits<double>::infinity())) {}
+      : group_(group), codebook_(codebook), small_(small), scale_values_(scale_values), best_(current) {
+    if (small_ != nullptr) {
+      scales_[0] = scale_of(current);
+      small_->scaled_errors(group_, std::span<const float>(scales_.data(), 1), std::span<double>(errors_.data(), 1));
+      best_error_ = errors_[0];
+    } else {
+      best_error_ = group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(current)],
+                                std::numeric_limits<double>::infinity());
+    }
+  }
 
   /// Candidates first … last, clamped to the grid.
   void range(long first, long last) {
     const auto top = static_cast<long>(scale_values_.size()) - 1;
+    int previous = -1;
     for (long k = first; k <= last; ++k) {
       const auto c = static_cast<int>(std::clamp(k, 0L, top));
-      if (c == best_) continue;
-      const double err = group_error(group_, codebook_, small_, scale_values_[static_cast<std::size_t>(c)], best_error_);
-      if (err < best_error_) {
-        best_error_ = err;
-        best_ = c;
+      if (c == best_ || c == previous) continue;
+      previous = c;
+      if (small_ == nullptr) {
+        const double err =
+            group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(c)], best_error_);
+        take(c, err);
+        continue;
       }
+      if (pending_ == kBatch) flush();
+      candidates_[pending_] = c;
+      scales_[pending_++] = scale_of(c);
     }
+    flush();
   }
   int best() const { return best_; }
 
  private:
+  /// Candidates evaluated per scaled_errors call (a first-round range is at most 2·kScaleSearch).
+  static constexpr std::size_t kBatch = 2 * kScaleSearch;
+
+  float scale_of(int c) const { return static_cast<float>(scale_values_[static_cast<std::size_t>(c)]); }
+  void take(int c, double err) {
+    if (err < best_error_) {
+      best_error_ = err;
+      best_ = c;
+    }
+  }
+  void flush() {
+    if (pending_ == 0) return;
+    small_->scaled_errors(group_, std::span<const float>(scales_.data(), pending_),
+                          std::span<double>(errors_.data(), pending_));
+    for (std::size_t i = 0; i < pending_; ++i) take(candidates_[i], errors_[i]);
+    pending_ = 0;
+  }
+
   std::span<const float> group_;
   const Codebook& codebook_;
   const SmallCodebook* small_;
   std::span<const double> scale_values_;
   int best_;
-  double best_error_;
+  double best_error_ = 0.0;
+  std::size_t pending_ = 0;
+  std::array<int, kBatch> candidates_{};
+  std::array<float, kBatch> scales_{};
+  std::array<double, kBatch> errors_{};
 };
 
 }  // namespace

@@ -86,13 +86,16 @@ TEST(SmallCodebook, EncodesLikeTheBinarySearch) {
           for (const float x : w) energy += static_cast<double>(x) * x;
           EXPECT_NEAR(e, ref.error, kSumTolerance * ref.error + kSignalTolerance * energy)
               << levels << " levels, n = " << n;
-          if (!per_value) {
-            // The scale search's error is the same sum, and stops early only past its bound.
-            const double full = small.scaled_error(w, s[0], std::numeric_limits<double>::infinity());
-            EXPECT_EQ(full, e);
-            const double stopped = small.scaled_error(w, s[0], 0.5 * full);
-            EXPECT_GE(stopped, 0.5 * full);
-            EXPECT_LE(stopped, full);
+          if (!per_value && s[0] > 0.0f) {
+            // The scale search's error is the same sum, for every scale of a batch.
+            const std::vector<float> batch{s[0], 0.5f * s[0], 2.0f * s[0]};
+            std::vector<double> errors(batch.size());
+            small.scaled_errors(w, batch, errors);
+            EXPECT_EQ(errors[0], e);
+            for (std::size_t i = 1; i < batch.size(); ++i) {
+              std::vector<std::uint8_t> other(n);
+              EXPECT_EQ(errors[i], small.encode(w, batch[i], other)) << "scale " << batch[i];
+            }
           }
         }
       }
@@ -120,10 +123,12 @@ TEST(SmallCodebook, BaselinePathEqualsAvx2Path) {
   for (float& s : scales) s = static_cast<float>(u(rng));
   std::vector<std::uint8_t> fast(w.size()), baseline(w.size());
   const double e_fast = small.encode(w, scales, fast);
-  const double s_fast = small.scaled_error(w, 0.8f, std::numeric_limits<double>::infinity());
+  const std::vector<float> batch{0.8f, 1.7f};
+  std::vector<double> s_fast(2), s_baseline(2);
+  small.scaled_errors(w, batch, s_fast);
   SmallCodebook::force_baseline(true);
   const double e_baseline = small.encode(w, scales, baseline);
-  const double s_baseline = small.scaled_error(w, 0.8f, std::numeric_limits<double>::infinity());
+  small.scaled_errors(w, batch, s_baseline);
   SmallCodebook::force_baseline(false);
   EXPECT_EQ(fast, baseline);
   EXPECT_EQ(e_fast, e_baseline);  // the same float operations in the same order

@@ -3,7 +3,10 @@
 // command line's choices and the dispatch in quantize_tensor().
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -100,6 +103,26 @@ struct ErrorStats {
   double mse() const { return count ? sum_squares_error / static_cast<double>(count) : 0.0; }
   /// 10·log10(Σw² / Σ(w − ŵ)²); +∞ when the reconstruction is exact.
   double sqnr_db() const;
+};
+
+/// ErrorStats summed pair by pair, the sums in kParts partial sums (pair i in part i mod kParts)
+/// added pairwise by stats(), so that the adds do not wait on each other. Every measure below
+/// sums through it, so they agree to the last bit.
+class ErrorAccumulator {
+ public:
+  static constexpr std::size_t kParts = 4;
+  void add(std::size_t i, float original, float reconstructed) {
+    const double w = original;
+    const double d = w - static_cast<double>(reconstructed);
+    signal_[i % kParts] += w * w;
+    error_[i % kParts] += d * d;
+    max_abs_ = std::max(max_abs_, std::abs(d));
+  }
+  ErrorStats stats(std::size_t count) const;
+
+ private:
+  std::array<double, kParts> signal_{}, error_{};
+  double max_abs_ = 0.0;
 };
 
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed);

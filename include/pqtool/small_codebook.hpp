@@ -1,8 +1,8 @@
-// Nearest-level encoding for codebooks of at most 16 levels (2–4 bits), eight values at a time.
+// Nearest-level encoding for codebooks of at most 16 levels (2–4 bits), 8 or 16 values at a time.
 //
 // For sorted levels c_0 ≤ … ≤ c_{L−1} with midpoint thresholds t_k = (c_k + c_{k+1}) / 2, the
 // nearest level of x is c_q with q = #{k : x > t_k}. q is found by a branch-free binary search
-// on eight lanes at once: with L ≤ 2^b, b steps each append one bit of q, comparing x with the
+// on 8 or 16 lanes at once: with L ≤ 2^b, b steps each append one bit of q, comparing x with the
 // middle threshold of the interval q's leading bits leave, picked from a table by a register
 // permute; c_q is one more permute. (Counting all L − 1 compares took 15 compares and 15 adds per
 // eight values at 16 levels; the search takes 4 compares and 3 permutes.) The scale searches
@@ -27,7 +27,10 @@ namespace pqtool {
 class SmallCodebook {
  public:
   static constexpr std::size_t kMaxLevels = 16;
-  static constexpr std::size_t kLanes = 8;
+  /// Entries per row of the search table (the widest kernel's lanes).
+  static constexpr std::size_t kTableRow = 16;
+  /// The kernels, narrowest first: eight lanes on SSE, eight on AVX2, sixteen on AVX-512.
+  enum class Kernel { kBaseline, kAvx2, kAvx512 };
 
   /// True when `codebook` has at most kMaxLevels levels.
   static bool fits(const Codebook& codebook) { return codebook.size() <= kMaxLevels; }
@@ -45,18 +48,22 @@ class SmallCodebook {
   double encode(std::span<const float> values, std::span<const float> scales,
                 std::span<std::uint8_t> codes) const;
 
-  /// Runs the baseline (non-AVX2) code from now on even where AVX2 is available, or stops doing
-  /// so: tests hold the two equal.
-  static void force_baseline(bool on);
+  /// Runs no kernel wider than `limit` from now on (kAvx512 lifts the limit); returns the kernel
+  /// that will run. Tests hold every kernel the machine has to the same results.
+  static Kernel limit_kernel(Kernel limit);
 
  private:
+  double encode_with(std::span<const float> values, float scale, std::span<const float> scales,
+                     std::span<std::uint8_t> codes) const;
+
   static constexpr std::size_t kMaxSteps = 4;  ///< 2^kMaxSteps = kMaxLevels
   std::size_t steps_ = 1;                       ///< binary search steps: levels ≤ 2^steps_
-  /// The search's thresholds: kLanes entries per step (see the constructor), +∞ where unused.
-  alignas(32) std::array<float, kMaxSteps * kLanes> search_{};
-  std::array<float, kMaxLevels> level_{};      ///< c_q, padded with the last level
+  /// The search's thresholds: a row of kTableRow entries per step (see the constructor), +∞
+  /// where unused.
+  alignas(64) std::array<float, kMaxSteps * kTableRow> search_{};
+  alignas(64) std::array<float, kMaxLevels> level_{};  ///< c_q, padded with the last level
   /// Code of each threshold count: the first index of its run of equal levels.
-  std::array<std::int32_t, kMaxLevels> code_{};
+  alignas(64) std::array<std::int32_t, kMaxLevels> code_{};
 };
 
 }  // namespace pqtool

@@ -69,18 +69,21 @@ double ErrorStats::sqnr_db() const {
   return 10.0 * std::log10(sum_squares_signal / sum_squares_error);
 }
 
+ErrorStats ErrorAccumulator::stats(std::size_t count) const {
+  ErrorStats e;
+  e.count = count;
+  e.sum_squares_signal = (signal_[0] + signal_[1]) + (signal_[2] + signal_[3]);
+  e.sum_squares_error = (error_[0] + error_[1]) + (error_[2] + error_[3]);
+  e.max_abs_error = max_abs_;
+  return e;
+}
+static_assert(ErrorAccumulator::kParts == 4, "stats() adds four parts");
+
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed) {
   PQ_ASSERT(original.size() == reconstructed.size());
-  ErrorStats e;
-  e.count = original.size();
-  for (std::size_t i = 0; i < original.size(); ++i) {
-    const double w = original[i];
-    const double d = w - static_cast<double>(reconstructed[i]);
-    e.sum_squares_signal += w * w;
-    e.sum_squares_error += d * d;
-    e.max_abs_error = std::max(e.max_abs_error, std::abs(d));
-  }
-  return e;
+  ErrorAccumulator a;
+  for (std::size_t i = 0; i < original.size(); ++i) a.add(i, original[i], reconstructed[i]);
+  return a.stats(original.size());
 }
 
 ErrorStats measure_code_error(std::span<const float> original, const Codebook& codebook,
@@ -90,16 +93,9 @@ ErrorStats measure_code_error(std::span<const float> original, const Codebook& c
   // dequantize(codebook, codes).
   std::vector<float> decoded(codebook.size());
   for (std::size_t k = 0; k < decoded.size(); ++k) decoded[k] = static_cast<float>(codebook.decode(static_cast<std::uint32_t>(k)));
-  ErrorStats e;
-  e.count = original.size();
-  for (std::size_t i = 0; i < original.size(); ++i) {
-    const double w = original[i];
-    const double d = w - static_cast<double>(decoded[codes[i]]);
-    e.sum_squares_signal += w * w;
-    e.sum_squares_error += d * d;
-    e.max_abs_error = std::max(e.max_abs_error, std::abs(d));
-  }
-  return e;
+  ErrorAccumulator a;
+  for (std::size_t i = 0; i < original.size(); ++i) a.add(i, original[i], decoded[codes[i]]);
+  return a.stats(original.size());
 }
 
 HalfQuantization quantize_fp16(std::span<const float> values) {

@@ -134,39 +134,41 @@ double encode_group(std::span<const float> group, const Codebook& codebook, cons
 }
 
 /// The least-squares scale Σ w·c[q] / Σ c[q]² of one group for its codes; 0 where that is not
-/// a positive number.
+/// a positive number. (Four partial sums, j mod 4, so that the adds do not wait on each other.)
 double least_squares_scale(std::span<const float> group, std::span<const std::uint8_t> codes,
                            const Codebook& codebook) {
-  double sum_wc = 0.0, sum_cc = 0.0;
+  constexpr std::size_t kParts = 4;
+  std::array<double, kParts> wc{}, cc{};
   for (std::size_t j = 0; j < group.size(); ++j) {
     const double c = codebook.decode(codes[j]);
-    sum_wc += group[j] * c;
-    sum_cc += c * c;
+    wc[j % kParts] += group[j] * c;
+    cc[j % kParts] += c * c;
   }
+  const double sum_wc = (wc[0] + wc[1]) + (wc[2] + wc[3]);
+  const double sum_cc = (cc[0] + cc[1]) + (cc[2] + cc[3]);
   return sum_wc > 0.0 && sum_cc > 0.0 ? sum_wc / sum_cc : 0.0;
 }
 
 /// The search for one group's scale code on the grid scale_values[0 … last]: it starts from the
 /// group's current code and takes a candidate only when strictly better, in the order tried.
-/// With a small codebook a range's candidates go to SmallCodebook::scaled_errors in batches;
-/// otherwise a candidate's sum stops as soon as it reaches the best error so far
-/// (group_error's bound). Either way the choice is that of trying them one by one.
+/// With a small codebook the candidates (the current one first) are gathered and go to
+/// SmallCodebook::scaled_errors in batches when best() is asked; otherwise a candidate's sum stops
+/// as soon as it reaches the best error so far (group_error's bound). Either way the choice is
+/// that of trying them one by one.
 class ScaleSearch {
  public:
   ScaleSearch(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small,
               std::span<const double> scale_values, int current)
       : group_(group), codebook_(codebook), small_(small), scale_values_(scale_values), best_(current) {
     if (small_ != nullptr) {
-      scales_[0] = scale_of(current);
-      small_->scaled_errors(group_, std::span<const float>(scales_.data(), 1), std::span<double>(errors_.data(), 1));
-      best_error_ = errors_[0];
+      push(current);  // first in the batch; taken against an error of +∞
     } else {
       best_error_ = group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(current)],
                                 std::numeric_limits<double>::infinity());
     }
   }
 
-  /// Candidates first … last, clamped to the grid.
+  /// Candidates first … last, clamped to the grid (with a small codebook, evaluated by best()).
   void range(long first, long last) {
     const auto top = static_cast<long>(scale_values_.size()) - 1;
     int previous = -1;
@@ -175,24 +177,26 @@ class ScaleSearch {
       if (c == best_ || c == previous) continue;
       previous = c;
       if (small_ == nullptr) {
-        const double err =
-            group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(c)], best_error_);
-        take(c, err);
-        continue;
+        take(c, group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(c)], best_error_));
+      } else {
+        push(c);
       }
-      if (pending_ == kBatch) flush();
-      candidates_[pending_] = c;
-      scales_[pending_++] = scale_of(c);
     }
-    flush();
   }
-  int best() const { return best_; }
+  int best() {
+    flush();
+    return best_;
+  }
 
  private:
-  /// Candidates evaluated per scaled_errors call (a first-round range is at most 2·kScaleSearch).
-  static constexpr std::size_t kBatch = 2 * kScaleSearch;
+  /// Candidates evaluated per scaled_errors call: the current one and a first-round range.
+  static constexpr std::size_t kBatch = 2 * kScaleSearch + 1;
 
-  float scale_of(int c) const { return static_cast<float>(scale_values_[static_cast<std::size_t>(c)]); }
+  void push(int c) {
+    if (pending_ == kBatch) flush();
+    candidates_[pending_] = c;
+    scales_[pending_++] = static_cast<float>(scale_values_[static_cast<std::size_t>(c)]);
+  }
   void take(int c, double err) {
     if (err < best_error_) {
       best_error_ = err;
@@ -212,11 +216,12 @@ class ScaleSearch {
   const SmallCodebook* small_;
   std::span<const double> scale_values_;
   int best_;
-  double best_error_ = 0.0;
+  double best_error_ = std::numeric_limits<double>::infinity();
   std::size_t pending_ = 0;
-  std::array<int, kBatch> candidates_{};
-  std::array<float, kBatch> scales_{};
-  std::array<double, kBatch> errors_{};
+  // Entries [0, pending_) are in use; left uninitialised (a search per group is hot).
+  std::array<int, kBatch> candidates_;
+  std::array<float, kBatch> scales_;
+  std::array<double, kBatch> errors_;
 };
 
 }  // namespace
@@ -243,6 +248,21 @@ std::vector<float> dequantize_scaled(const ScaledQuantization& q, const GroupLay
   });
   return out;
 }
+
+namespace {
+
+/// measure_error(values, dequantize_scaled(q, layout)) without materialising the reconstruction
+/// (the same floats and sums, so the same result to the last bit).
+ErrorStats measure_scaled_error(std::span<const float> values, const ScaledQuantization& q,
+                                const GroupLayout& layout) {
+  std::vector<float> level(q.codebook.size());
+  for (std::size_t k = 0; k < level.size(); ++k) level[k] = static_cast<float>(q.codebook.decode(static_cast<std::uint32_t>(k)));
+  ErrorAccumulator a;
+  for_each_group(layout, [&](std::size_t g, std::size_t i) { a.add(i, values[i], level[q.codes[i]] * q.scales[g]); });
+  return a.stats(values.size());
+}
+
+}  // namespace
 
 namespace {
 
@@ -403,7 +423,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   r.rounds = sub.rounds + 2;
   r.sampled = true;
   r.mse_history = sub.mse_history;
-  r.error = measure_error(values, dequantize_scaled(r, layout));
+  r.error = measure_scaled_error(values, r, layout);
   r.mse_history.push_back(r.error.mse());
   return r;
 }
@@ -647,7 +667,7 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
       store_levels(std::move(own), params.codebook_precision);
     }
   }
-  r.error = measure_error(values, dequantize_scaled(r, layout));
+  r.error = measure_scaled_error(values, r, layout);
   return r;
 }
 

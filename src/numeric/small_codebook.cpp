@@ -1,15 +1,14 @@
-// Threshold-counting encoder for codebooks of up to 16 levels (see small_codebook.hpp).
-// Eight lanes are one GCC/Clang vector: one AVX register on machines with AVX2, two SSE
-// registers elsewhere. The kernels are always inlined into two entry points per operation, one
-// compiled for AVX2 and one for the baseline, picked once at run time; both do the same float
-// operations in the same order (AVX2 without FMA), so results do not depend on the machine.
-// The threshold loop is unrolled for 1, 3, 7 or 15 thresholds, padded with +∞ thresholds.
+// Binary-search encoder for codebooks of up to 16 levels (see small_codebook.hpp).
 //
-// Values go four chunks (32 values) at a time: the four threshold loops are independent chains
-// the core runs side by side, and their squared errors are added lane-wise, (e0 + e1) + (e2 + e3),
-// before the one horizontal sum (a missing chunk of a short span adds exact zeros).
-// (The file is built with -Wno-psabi: GCC notes that eight-lane vectors pass differently with
-// and without AVX, but they only pass between inlined helpers here.)
+// The kernels work on W lanes, W = 8 or 16, as GCC/Clang vectors. They are always inlined into
+// entry points compiled for AVX-512 (W = 16: one ZMM register, one permute for a 16-entry table,
+// compares into mask registers), for AVX2 (W = 8) and for the baseline (W = 8 on two SSE
+// registers), one picked at run time. All do the same float operations on every value in the
+// same order (no fused multiply-add) and sum in the same order, so results do not depend on the
+// machine: values go 32 at a time (four 8-lane chunks e0 … e3, or two 16-lane ones holding e0|e1
+// and e2|e3), added lane-wise as (e0 + e1) + (e2 + e3) before one horizontal sum of eight lanes.
+// (The file is built with -Wno-psabi: GCC notes that vectors pass differently with and without
+// AVX, but they only pass between inlined helpers here.)
 #include "pqtool/small_codebook.hpp"
 
 #include <algorithm>
@@ -24,50 +23,89 @@
 namespace pqtool {
 namespace {
 
-using Lanes = float __attribute__((vector_size(SmallCodebook::kLanes * sizeof(float))));
-using Mask = std::int32_t __attribute__((vector_size(SmallCodebook::kLanes * sizeof(float))));
-using Bytes = std::uint8_t __attribute__((vector_size(SmallCodebook::kLanes * sizeof(float))));
-static_assert(SmallCodebook::kLanes == 8, "lane_sum adds eight lanes");
+using Float8 = float __attribute__((vector_size(8 * sizeof(float))));
+using Int8 = std::int32_t __attribute__((vector_size(8 * sizeof(float))));
+using Byte8 = std::uint8_t __attribute__((vector_size(8)));
+using Float16 = float __attribute__((vector_size(16 * sizeof(float))));
+using Int16 = std::int32_t __attribute__((vector_size(16 * sizeof(float))));
+using Byte16 = std::uint8_t __attribute__((vector_size(16)));
 
-PQTOOL_KERNEL Lanes broadcast(float x) { return Lanes{} + x; }
-PQTOOL_KERNEL Lanes load(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+/// The vector types of W lanes.
+template <std::size_t W>
+struct Vec;
+template <>
+struct Vec<8> {
+  using F = Float8;
+  using I = Int8;
+};
+template <>
+struct Vec<16> {
+  using F = Float16;
+  using I = Int16;
+};
+
+/// Values per step of the sums: four 8-lane chunks.
+constexpr std::size_t kQuad = 32;
+static_assert(SmallCodebook::kTableRow == 16 && SmallCodebook::kMaxLevels == 16, "tables fit 16 lanes");
+
 template <typename V, typename T>
-PQTOOL_KERNEL V load_as(const T* p) {
+PQTOOL_KERNEL V load(const T* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-/// Σ of the lanes in a fixed pairwise order.
-PQTOOL_KERNEL float lane_sum(Lanes v) {
+template <typename V>
+PQTOOL_KERNEL V broadcast(float x) {
+  return V{} + x;
+}
+/// Σ of eight lanes in a fixed pairwise order.
+PQTOOL_KERNEL float lane_sum(Float8 v) {
   return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
 
+/// lane_sum of eight vectors at once: lane i is lane_sum(v[i]), the same additions in the same
+/// pairs (a float sum does not depend on the order of its two terms), by shuffles and vertical
+/// adds instead of one horizontal sum each.
+PQTOOL_KERNEL Float8 lane_sums(const Float8 (&v)[8]) {
+  // a_i = [v0+v4, v1+v5, v2+v6, v3+v7] of v[i], two per vector: p[k] = [a_2k | a_2k+1].
+  Float8 p[4];
+  for (std::size_t k = 0; k < 4; ++k) {
+    p[k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(v[2 * k], v[2 * k + 1], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+  // b_i = [a0+a2, a1+a3]: q0 = [b0 b2 | b1 b3], q1 = [b4 b6 | b5 b7].
+  const Float8 q0 = __builtin_shufflevector(p[0], p[1], 0, 1, 8, 9, 4, 5, 12, 13) +
+                    __builtin_shufflevector(p[0], p[1], 2, 3, 10, 11, 6, 7, 14, 15);
+  const Float8 q1 = __builtin_shufflevector(p[2], p[3], 0, 1, 8, 9, 4, 5, 12, 13) +
+                    __builtin_shufflevector(p[2], p[3], 2, 3, 10, 11, 6, 7, 14, 15);
+  // Sums b_i[0] + b_i[1]: r = [S0 S2 S4 S6 | S1 S3 S5 S7], then in order.
+  const Float8 r = __builtin_shufflevector(q0, q1, 0, 2, 8, 10, 4, 6, 12, 14) +
+                   __builtin_shufflevector(q0, q1, 1, 3, 9, 11, 5, 7, 13, 15);
+  return __builtin_shufflevector(r, r, 0, 4, 1, 5, 2, 6, 3, 7);
+}
+
 struct Tables {
-  const float* search;       // the binary search's thresholds, kLanes per step (see the constructor)
+  const float* search;       // the binary search's thresholds, a row of kTableRow per step
   const float* level;        // c_q for q < kMaxLevels, padded with the last level
   const std::int32_t* code;  // code of each threshold count
   std::size_t steps;         // of the search: levels ≤ 2^steps
 };
 
-/// table[index[l]] on every lane (indices < kEntries ≤ 2·kLanes) for a float or int32 table: one
-/// or two register permutes where the compiler has them (GCC's __builtin_shuffle), lane by lane
+/// table[index[l]] on every lane (indices < kEntries ≤ 16) for a float or int32 table: one or two
+/// register permutes where the compiler has them (GCC's __builtin_shuffle), lane by lane
 /// elsewhere; a lookup, so exact either way.
-template <std::size_t kEntries, typename V, typename T>
-PQTOOL_KERNEL V lookup(const T* table, Mask index) {
-  static_assert(kEntries <= 2 * SmallCodebook::kLanes && sizeof(V) == sizeof(Lanes));
+template <std::size_t W, std::size_t kEntries, typename V, typename T>
+PQTOOL_KERNEL V lookup(const T* table, typename Vec<W>::I index) {
+  static_assert(kEntries <= SmallCodebook::kMaxLevels && sizeof(V) == W * sizeof(float));
 #if defined(__GNUC__) && !defined(__clang__)
-  if constexpr (kEntries <= SmallCodebook::kLanes) {
-    return __builtin_shuffle(load_as<V>(table), index);
+  if constexpr (kEntries <= W) {
+    return __builtin_shuffle(load<V>(table), index);
   } else {
-    return __builtin_shuffle(load_as<V>(table), load_as<V>(table + SmallCodebook::kLanes), index);
+    return __builtin_shuffle(load<V>(table), load<V>(table + W), index);
   }
 #else
   V v;
-  for (std::size_t l = 0; l < SmallCodebook::kLanes; ++l) v[l] = table[index[l]];
+  for (std::size_t l = 0; l < W; ++l) v[l] = table[index[l]];
   return v;
 #endif
 }
@@ -75,160 +113,218 @@ PQTOOL_KERNEL V lookup(const T* table, Mask index) {
 /// The threshold count q = #{k : x > t_k} by binary search over the sorted thresholds: each step
 /// appends one bit, q ← 2q + [x > the middle threshold of q's interval] (a mask is −1 where
 /// true), that threshold picked by a permute.
-template <std::size_t kSteps>
-PQTOOL_KERNEL Mask threshold_count(const Tables& t, Lanes x) {
-  Mask q = Mask{} - (x > load(t.search));
+template <std::size_t W, std::size_t kSteps>
+PQTOOL_KERNEL typename Vec<W>::I threshold_count(const Tables& t, typename Vec<W>::F x) {
+  using F = typename Vec<W>::F;
+  using I = typename Vec<W>::I;
+  I q = I{} - (x > load<F>(t.search));
   for (std::size_t step = 1; step < kSteps; ++step) {
-    q = (q + q) - (x > lookup<SmallCodebook::kLanes, Lanes>(t.search + step * SmallCodebook::kLanes, q));
+    q = (q + q) - (x > lookup<W, SmallCodebook::kTableRow / 2, F>(t.search + step * SmallCodebook::kTableRow, q));
   }
   return q;
 }
 
-/// One chunk: x = w·inverse, its threshold count q and the nearest level's value c_q. Returns the
-/// squared errors (w − s·c_q)².
-template <std::size_t kSteps>
-PQTOOL_KERNEL Lanes chunk(const Tables& t, Lanes w, Lanes s, Lanes inverse, Mask& count) {
-  const Lanes x = w * inverse;
-  count = threshold_count<kSteps>(t, x);
-  const Lanes d = w - s * lookup<std::size_t{1} << kSteps, Lanes>(t.level, count);
+/// One chunk of W values: x = w·inverse, its threshold count q and the nearest level's value
+/// c_q. Returns the squared errors (w − s·c_q)².
+template <std::size_t W, std::size_t kSteps>
+PQTOOL_KERNEL typename Vec<W>::F chunk(const Tables& t, typename Vec<W>::F w, typename Vec<W>::F s,
+                                       typename Vec<W>::F inverse, typename Vec<W>::I& count) {
+  count = threshold_count<W, kSteps>(t, w * inverse);
+  const typename Vec<W>::F d = w - s * lookup<W, std::size_t{1} << kSteps, typename Vec<W>::F>(t.level, count);
   return d * d;
 }
 
 /// 1/s on every lane with s > 0, 0 elsewhere (a zero scale encodes its values as 0).
-PQTOOL_KERNEL Lanes safe_inverse(Lanes s) {
-  const Lanes inverse = broadcast(1.0f) / s;
-  return reinterpret_cast<Lanes>(reinterpret_cast<Mask>(inverse) & (s > Lanes{}));
+template <typename F>
+PQTOOL_KERNEL F safe_inverse(F s) {
+  using I = decltype(s > s);
+  const F inverse = broadcast<F>(1.0f) / s;
+  return reinterpret_cast<F>(reinterpret_cast<I>(inverse) & (s > F{}));
 }
 
-/// The chunk values[j … j + kLanes), cut at the end: w and s lanes past the end are 0, so their
-/// error is 0.
-/// The scales are scales[j + l], or `scale` on every lane when scales is empty. (A function, not
-/// a lambda: at -O0 GCC miscompiled a lambda inside these always-inline kernels.)
+/// The chunk values[j … j + 8), cut at the end: w and s lanes past the end are 0, so their error
+/// is 0. The scales are scales[j + l], or `scale` on every lane when scales is empty. (A function,
+/// not a lambda: at -O0 GCC miscompiled a lambda inside these always-inline kernels.)
 PQTOOL_KERNEL void load_tail(std::span<const float> values, std::size_t j, float scale, std::span<const float> scales,
-                             Lanes& w, Lanes& s) {
-  w = Lanes{};
-  s = Lanes{};
-  for (std::size_t l = 0; l < SmallCodebook::kLanes && j + l < values.size(); ++l) {
+                             Float8& w, Float8& s) {
+  w = Float8{};
+  s = Float8{};
+  for (std::size_t l = 0; l < 8 && j + l < values.size(); ++l) {
     w[l] = values[j + l];
     s[l] = scales.empty() ? scale : scales[j + l];
   }
 }
 
-/// Values per step of the sums: four chunks.
-constexpr std::size_t kQuad = 4 * SmallCodebook::kLanes;
-
-/// Chunk values[start …): its squared errors, and codes into codes[start …) when kCodes.
-/// Scales are scales[start + l], or `scale` with the given `inverse` when scales is empty.
-/// kFull: the chunk has kLanes values; otherwise start < values.size() and lanes past the end
-/// are zeros.
-template <std::size_t kSteps, bool kCodes, bool kFull>
-PQTOOL_KERNEL Lanes chunk_at(const Tables& t, std::span<const float> values, std::size_t start, float scale,
-                             std::span<const float> scales, Lanes inverse, std::span<std::uint8_t> codes) {
-  constexpr std::size_t kLanes = SmallCodebook::kLanes;
-  Lanes w, s;
+/// The W-lane chunk at values[start …): its squared errors, and codes into codes[start …) when
+/// kCodes. Scales are scales[start + l], or `scale` with the given `inverse` when scales is
+/// empty. kFull: the chunk has W values; otherwise (W = 8) start < values.size() and lanes past
+/// the end are zeros.
+template <std::size_t W, std::size_t kSteps, bool kCodes, bool kFull>
+PQTOOL_KERNEL typename Vec<W>::F chunk_at(const Tables& t, std::span<const float> values, std::size_t start,
+                                          float scale, std::span<const float> scales, typename Vec<W>::F inverse,
+                                          std::span<std::uint8_t> codes) {
+  using F = typename Vec<W>::F;
+  using I = typename Vec<W>::I;
+  F w, s;
   if constexpr (kFull) {
-    w = load(values.data() + start);
-    s = scales.empty() ? broadcast(scale) : load(scales.data() + start);
+    w = load<F>(values.data() + start);
+    s = scales.empty() ? broadcast<F>(scale) : load<F>(scales.data() + start);
   } else {
+    static_assert(W == 8, "partial chunks have eight lanes");
     load_tail(values, start, scale, scales, w, s);
   }
-  Mask count;
-  const Lanes e = chunk<kSteps>(t, w, s, scales.empty() ? inverse : safe_inverse(s), count);
+  I count;
+  const F e = chunk<W, kSteps>(t, w, s, scales.empty() ? inverse : safe_inverse(s), count);
   if constexpr (kCodes) {
-    // The codes by a permute; the low byte of each lane, gathered into the first kLanes bytes.
-    const auto code = reinterpret_cast<Bytes>(lookup<std::size_t{1} << kSteps, Mask>(t.code, count));
-#if defined(__clang__)
-    const Bytes low = __builtin_shufflevector(code, code, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                              0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-#else
-    const Bytes low = __builtin_shuffle(code, Bytes{0, 4, 8, 12, 16, 20, 24, 28});
-#endif
-    std::memcpy(codes.data() + start, &low, kFull ? kLanes : std::min(kLanes, values.size() - start));
+    // The codes by a permute, narrowed to bytes: a truncating move with AVX-512; with eight
+    // lanes a byte shuffle of the lanes' low bytes, which compilers turn into better code than
+    // the conversion.
+    const I code = lookup<W, std::size_t{1} << kSteps, I>(t.code, count);
+    const std::size_t n = kFull ? W : std::min(W, values.size() - start);
+    if constexpr (W == 16) {
+      const Byte16 bytes = __builtin_convertvector(code, Byte16);
+      std::memcpy(codes.data() + start, &bytes, n);
+    } else {
+      using Byte32 = std::uint8_t __attribute__((vector_size(32)));
+      const auto b = reinterpret_cast<Byte32>(code);
+      const Byte8 bytes = __builtin_shufflevector(b, b, 0, 4, 8, 12, 16, 20, 24, 28);
+      std::memcpy(codes.data() + start, &bytes, n);
+    }
   }
   return e;
 }
 
-/// Σ (w − s·c_q)² over values[j … j + kQuad), chunks added lane-wise as (e0 + e1) + (e2 + e3)
-/// (chunks past the end count as zeros), then across lanes.
-template <std::size_t kSteps, bool kCodes>
-PQTOOL_KERNEL float quad_error(const Tables& t, std::span<const float> values, std::size_t j, float scale,
-                               std::span<const float> scales, Lanes inverse, std::span<std::uint8_t> codes) {
-  constexpr std::size_t kLanes = SmallCodebook::kLanes;
-  if (j + kQuad <= values.size()) {  // the common case: four full chunks, no branches
-    const Lanes e0 = chunk_at<kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
-    const Lanes e1 = chunk_at<kSteps, kCodes, true>(t, values, j + kLanes, scale, scales, inverse, codes);
-    const Lanes e2 = chunk_at<kSteps, kCodes, true>(t, values, j + 2 * kLanes, scale, scales, inverse, codes);
-    const Lanes e3 = chunk_at<kSteps, kCodes, true>(t, values, j + 3 * kLanes, scale, scales, inverse, codes);
-    return lane_sum((e0 + e1) + (e2 + e3));
+/// The squared errors (w − s·c_q)² of values[j … j + kQuad) as chunks e0 … e3 of eight values
+/// added lane-wise, (e0 + e1) + (e2 + e3) (chunks past the end count as zeros); lane_sum of it is
+/// the quad's error.
+template <std::size_t W, std::size_t kSteps, bool kCodes>
+PQTOOL_KERNEL Float8 quad_lanes(const Tables& t, std::span<const float> values, std::size_t j, float scale,
+                               std::span<const float> scales, typename Vec<W>::F inverse,
+                               std::span<std::uint8_t> codes) {
+  if (j + kQuad <= values.size()) {  // the common case: full chunks, no branches
+    if constexpr (W == 16) {
+      const Float16 e01 = chunk_at<16, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
+      const Float16 e23 = chunk_at<16, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
+      const Float8 e0 = __builtin_shufflevector(e01, e01, 0, 1, 2, 3, 4, 5, 6, 7);
+      const Float8 e1 = __builtin_shufflevector(e01, e01, 8, 9, 10, 11, 12, 13, 14, 15);
+      const Float8 e2 = __builtin_shufflevector(e23, e23, 0, 1, 2, 3, 4, 5, 6, 7);
+      const Float8 e3 = __builtin_shufflevector(e23, e23, 8, 9, 10, 11, 12, 13, 14, 15);
+      return (e0 + e1) + (e2 + e3);
+    } else {
+      const Float8 e0 = chunk_at<8, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
+      const Float8 e1 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 8, scale, scales, inverse, codes);
+      const Float8 e2 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
+      const Float8 e3 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 24, scale, scales, inverse, codes);
+      return (e0 + e1) + (e2 + e3);
+    }
   }
-  Lanes e[4];
+  // The last, partial quad: eight lanes at a time whatever W.
+  const Float8 inverse8 = broadcast<Float8>(inverse[0]);
+  Float8 e[4];
   for (std::size_t c = 0; c < 4; ++c) {
-    const std::size_t start = j + c * kLanes;
-    e[c] = start < values.size() ? chunk_at<kSteps, kCodes, false>(t, values, start, scale, scales, inverse, codes)
-                                 : Lanes{};
+    const std::size_t start = j + c * 8;
+    e[c] = start < values.size() ? chunk_at<8, kSteps, kCodes, false>(t, values, start, scale, scales, inverse8, codes)
+                                 : Float8{};
   }
-  return lane_sum((e[0] + e[1]) + (e[2] + e[3]));
+  return (e[0] + e[1]) + (e[2] + e[3]);
 }
 
-/// errors[i] = Σ (w − s_i·c_q)² for every scale s_i = scales[i] (> 0).
-template <std::size_t kSteps>
+/// Candidates whose horizontal sums are done together (lane_sums).
+constexpr std::size_t kBatch = 8;
+/// Fewest candidates worth a batch: below, the padding would cost more than separate sums.
+constexpr std::size_t kMinBatch = 5;
+
+/// errors[i] = Σ (w − s_i·c_q)² for every scale s_i = scales[i] (> 0). Scales go kBatch at a time
+/// (a short last batch repeats its last scale), their quads' horizontal sums done together; a last
+/// few below kMinBatch are summed one by one (the same sums).
+template <std::size_t W, std::size_t kSteps>
 PQTOOL_KERNEL void scaled_errors_of(const Tables& t, std::span<const float> values, std::span<const float> scales,
                                     std::span<double> errors) {
-  for (std::size_t i = 0; i < scales.size(); ++i) {
-    const Lanes inverse = broadcast(1.0f / scales[i]);
-    double e = 0.0;
-    for (std::size_t j = 0; j < values.size(); j += kQuad) {
-      e += quad_error<kSteps, false>(t, values, j, scales[i], {}, inverse, {});
+  using F = typename Vec<W>::F;
+  for (std::size_t first = 0; first < scales.size(); first += kBatch) {
+    const std::size_t n = std::min(kBatch, scales.size() - first);
+    if (n < kMinBatch) {
+      for (std::size_t c = first; c < scales.size(); ++c) {
+        double e = 0.0;
+        for (std::size_t j = 0; j < values.size(); j += kQuad) {
+          e += lane_sum(quad_lanes<W, kSteps, false>(t, values, j, scales[c], {}, broadcast<F>(1.0f / scales[c]), {}));
+        }
+        errors[c] = e;
+      }
+      return;
     }
-    errors[i] = e;
+    float scale[kBatch];
+    for (std::size_t c = 0; c < kBatch; ++c) scale[c] = scales[first + std::min(c, n - 1)];
+    double e[kBatch] = {};
+    for (std::size_t j = 0; j < values.size(); j += kQuad) {
+      Float8 quads[kBatch];
+      for (std::size_t c = 0; c < kBatch; ++c) {
+        quads[c] = quad_lanes<W, kSteps, false>(t, values, j, scale[c], {}, broadcast<F>(1.0f / scale[c]), {});
+      }
+      const Float8 sums = lane_sums(quads);
+      for (std::size_t c = 0; c < kBatch; ++c) e[c] += sums[c];
+    }
+    for (std::size_t c = 0; c < n; ++c) errors[first + c] = e[c];
   }
 }
 
 /// Codes and Σ (w − s·c_q)² for values with scales[j] (or one scale when scales is empty).
-template <std::size_t kSteps>
+template <std::size_t W, std::size_t kSteps>
 PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, float scale,
                                std::span<const float> scales, std::span<std::uint8_t> codes) {
-  const Lanes inverse = safe_inverse(broadcast(scale));
+  const auto inverse = safe_inverse(broadcast<typename Vec<W>::F>(scale));
   double e = 0.0;
   for (std::size_t j = 0; j < values.size(); j += kQuad) {
-    e += quad_error<kSteps, true>(t, values, j, scale, scales, inverse, codes);
+    e += lane_sum(quad_lanes<W, kSteps, true>(t, values, j, scale, scales, inverse, codes));
   }
   return e;
 }
 
 // Each entry point has the kernels for searches of 1, 2, 3 and 4 steps. (A switch written out,
 // not a lambda: a lambda would not inherit the entry point's target.)
-#define PQTOOL_UNROLLED(kernel, ...)                           \
-  if (t.steps <= 1) return kernel<1>(t, __VA_ARGS__);          \
-  if (t.steps == 2) return kernel<2>(t, __VA_ARGS__);          \
-  if (t.steps == 3) return kernel<3>(t, __VA_ARGS__);          \
-  return kernel<4>(t, __VA_ARGS__);
+#define PQTOOL_BY_STEPS(kernel, W, ...)                      \
+  if (t.steps <= 1) return kernel<W, 1>(t, __VA_ARGS__);     \
+  if (t.steps == 2) return kernel<W, 2>(t, __VA_ARGS__);     \
+  if (t.steps == 3) return kernel<W, 3>(t, __VA_ARGS__);     \
+  return kernel<W, 4>(t, __VA_ARGS__);
 
+[[gnu::target("avx512f")]] void scaled_errors_avx512(const Tables& t, std::span<const float> values,
+                                                     std::span<const float> scales, std::span<double> errors) {
+  PQTOOL_BY_STEPS(scaled_errors_of, 16, values, scales, errors)
+}
 [[gnu::target("avx2")]] void scaled_errors_avx2(const Tables& t, std::span<const float> values,
                                                 std::span<const float> scales, std::span<double> errors) {
-  PQTOOL_UNROLLED(scaled_errors_of, values, scales, errors)
+  PQTOOL_BY_STEPS(scaled_errors_of, 8, values, scales, errors)
 }
 void scaled_errors_baseline(const Tables& t, std::span<const float> values, std::span<const float> scales,
                             std::span<double> errors) {
-  PQTOOL_UNROLLED(scaled_errors_of, values, scales, errors)
+  PQTOOL_BY_STEPS(scaled_errors_of, 8, values, scales, errors)
+}
+[[gnu::target("avx512f")]] double encode_avx512(const Tables& t, std::span<const float> values, float scale,
+                                                std::span<const float> scales, std::span<std::uint8_t> codes) {
+  PQTOOL_BY_STEPS(encode_of, 16, values, scale, scales, codes)
 }
 [[gnu::target("avx2")]] double encode_avx2(const Tables& t, std::span<const float> values, float scale,
                                            std::span<const float> scales, std::span<std::uint8_t> codes) {
-  PQTOOL_UNROLLED(encode_of, values, scale, scales, codes)
+  PQTOOL_BY_STEPS(encode_of, 8, values, scale, scales, codes)
 }
 double encode_baseline(const Tables& t, std::span<const float> values, float scale, std::span<const float> scales,
                        std::span<std::uint8_t> codes) {
-  PQTOOL_UNROLLED(encode_of, values, scale, scales, codes)
+  PQTOOL_BY_STEPS(encode_of, 8, values, scale, scales, codes)
 }
 
-std::atomic<bool> baseline_forced{false};
-
-/// Whether to run the AVX2 entry points: this machine has AVX2 (checked once), and tests have
-/// not asked for the baseline.
-bool use_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2") != 0;
-  return avx2 && !baseline_forced.load(std::memory_order_relaxed);
+/// The widest kernel this machine runs (checked once).
+SmallCodebook::Kernel machine_kernel() {
+  static const SmallCodebook::Kernel k = __builtin_cpu_supports("avx512f") != 0 ? SmallCodebook::Kernel::kAvx512
+                                         : __builtin_cpu_supports("avx2") != 0  ? SmallCodebook::Kernel::kAvx2
+                                                                                : SmallCodebook::Kernel::kBaseline;
+  return k;
 }
+
+std::atomic<SmallCodebook::Kernel> kernel_limit{SmallCodebook::Kernel::kAvx512};
+
+/// The kernel to run: the machine's widest, unless tests asked for a narrower one.
+SmallCodebook::Kernel active_kernel() { return std::min(machine_kernel(), kernel_limit.load(std::memory_order_relaxed)); }
 
 }  // namespace
 
@@ -249,10 +345,10 @@ SmallCodebook::SmallCodebook(const Codebook& codebook) {
   search_.fill(std::numeric_limits<float>::infinity());
   for (std::size_t step = 0; step < steps_; ++step) {
     const std::size_t width = std::size_t{1} << (steps_ - step);  // of each interval
-    for (std::size_t q = 0; q < kLanes; ++q) {
+    for (std::size_t q = 0; q < kTableRow; ++q) {
       // Step 0 has one interval: its threshold goes on every lane (a plain load, no permute).
       const std::size_t interval = step == 0 ? 0 : q;
-      if (interval < (std::size_t{1} << step)) search_[step * kLanes + q] = padded(interval * width + width / 2 - 1);
+      if (interval < (std::size_t{1} << step)) search_[step * kTableRow + q] = padded(interval * width + width / 2 - 1);
     }
   }
   for (std::size_t q = 0; q < kMaxLevels; ++q) level_[q] = static_cast<float>(levels[std::min(q, levels.size() - 1)]);
@@ -263,33 +359,45 @@ SmallCodebook::SmallCodebook(const Codebook& codebook) {
   }
 }
 
-void SmallCodebook::force_baseline(bool on) { baseline_forced.store(on, std::memory_order_relaxed); }
+SmallCodebook::Kernel SmallCodebook::limit_kernel(Kernel limit) {
+  kernel_limit.store(limit, std::memory_order_relaxed);
+  return active_kernel();
+}
 
 void SmallCodebook::scaled_errors(std::span<const float> values, std::span<const float> scales,
                                   std::span<double> errors) const {
   PQ_CHECK(errors.size() == scales.size(), ErrorCode::kInternal, "small codebook: {} errors for {} scales",
            errors.size(), scales.size());
   const Tables t{search_.data(), level_.data(), code_.data(), steps_};
-  if (use_avx2()) {
-    scaled_errors_avx2(t, values, scales, errors);
-  } else {
-    scaled_errors_baseline(t, values, scales, errors);
+  switch (active_kernel()) {
+    case Kernel::kAvx512: return scaled_errors_avx512(t, values, scales, errors);
+    case Kernel::kAvx2: return scaled_errors_avx2(t, values, scales, errors);
+    case Kernel::kBaseline: return scaled_errors_baseline(t, values, scales, errors);
   }
+}
+
+double SmallCodebook::encode_with(std::span<const float> values, float scale, std::span<const float> scales,
+                                  std::span<std::uint8_t> codes) const {
+  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
+  switch (active_kernel()) {
+    case Kernel::kAvx512: return encode_avx512(t, values, scale, scales, codes);
+    case Kernel::kAvx2: return encode_avx2(t, values, scale, scales, codes);
+    case Kernel::kBaseline: break;
+  }
+  return encode_baseline(t, values, scale, scales, codes);
 }
 
 double SmallCodebook::encode(std::span<const float> values, float scale, std::span<std::uint8_t> codes) const {
   PQ_CHECK(codes.size() == values.size(), ErrorCode::kInternal, "small codebook: {} codes for {} values",
            codes.size(), values.size());
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
-  return use_avx2() ? encode_avx2(t, values, scale, {}, codes) : encode_baseline(t, values, scale, {}, codes);
+  return encode_with(values, scale, {}, codes);
 }
 
 double SmallCodebook::encode(std::span<const float> values, std::span<const float> scales,
                              std::span<std::uint8_t> codes) const {
   PQ_CHECK(scales.size() == values.size() && codes.size() == values.size(), ErrorCode::kInternal,
            "small codebook: {} scales and {} codes for {} values", scales.size(), codes.size(), values.size());
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
-  return use_avx2() ? encode_avx2(t, values, 0.0f, scales, codes) : encode_baseline(t, values, 0.0f, scales, codes);
+  return encode_with(values, 0.0f, scales, codes);
 }
 
 }  // namespace pqtool

@@ -5,6 +5,7 @@
 #include "pqtool/stats.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "pqtool/error.hpp"
@@ -20,35 +21,45 @@ SummaryStats compute_stats(std::span<const float> values) {
   s.count = values.size();
   const double n = static_cast<double>(s.count);
 
-  // Pass 1: mean, range and mean square.
-  double sum = 0.0;
-  double sum_sq = 0.0;
+  // Both passes keep kParts partial sums (element i in part i mod kParts), added pairwise at
+  // the end, so that the adds do not wait on each other.
+  constexpr std::size_t kParts = 4;
+  auto total = [](const std::array<double, kParts>& p) { return (p[0] + p[1]) + (p[2] + p[3]); };
+
+  // Pass 1: mean, range and mean square. A value that is not finite makes Σx² not finite (finite
+  // floats cannot overflow it); the first such value is named.
+  std::array<double, kParts> sum{}, sum_sq{};
   double lo = static_cast<double>(values[0]);
   double hi = lo;
-  for (const float v : values) {
-    const double x = static_cast<double>(v);
-    PQ_CHECK(std::isfinite(x), ErrorCode::kBadInput, "compute_stats: value {} is not finite", x);
-    sum += x;
-    sum_sq += x * x;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double x = static_cast<double>(values[i]);
+    sum[i % kParts] += x;
+    sum_sq[i % kParts] += x * x;
     lo = std::min(lo, x);
     hi = std::max(hi, x);
   }
-  s.mean = sum / n;
+  if (!std::isfinite(total(sum_sq))) {
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    PQ_CHECK(bad == values.end(), ErrorCode::kBadInput, "compute_stats: value {} is not finite",
+             static_cast<double>(*bad));
+  }
+  s.mean = total(sum) / n;
   s.min = lo;
   s.max = hi;
-  s.mean_square = sum_sq / n;
+  s.mean_square = total(sum_sq) / n;
 
   // Pass 2: central moments about the mean (the first-order term corrects its rounding).
-  double m1 = 0.0;
-  double m2 = 0.0;
-  double m4 = 0.0;
-  for (const float v : values) {
-    const double d = static_cast<double>(v) - s.mean;
+  std::array<double, kParts> p1{}, p2{}, p4{};
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double d = static_cast<double>(values[i]) - s.mean;
     const double d2 = d * d;
-    m1 += d;
-    m2 += d2;
-    m4 += d2 * d2;
+    p1[i % kParts] += d;
+    p2[i % kParts] += d2;
+    p4[i % kParts] += d2 * d2;
   }
+  const double m1 = total(p1);
+  const double m2 = total(p2);
+  const double m4 = total(p4);
   const double variance = std::max(0.0, (m2 - m1 * m1 / n) / n);
   s.std = std::sqrt(variance);
   s.excess_kurtosis = variance > 0.0 ? (m4 / n) / (variance * variance) - kGaussianKurtosis : 0.0;

@@ -571,15 +571,19 @@ std::vector<float> read_float_tensor(const onnx::TensorProto& tensor, const fs::
              "{}: tensor '{}' raw_data has {} bytes but its shape and type need {}", file, tensor.name(), raw.size(),
              n * esize);
     out.resize(n);
-    const char* p = raw.data();
-    for (std::size_t i = 0; i < n; ++i, p += esize) {
-      switch (type) {
-        case TensorType::kFloat32: out[i] = load_le<float>(p); break;
-        case TensorType::kFloat16: out[i] = fp16_to_float(load_le<std::uint16_t>(p)); break;
-        case TensorType::kBFloat16: out[i] = bf16_to_float(load_le<std::uint16_t>(p)); break;
-        case TensorType::kFloat64: out[i] = static_cast<float>(load_le<double>(p)); break;
-        case TensorType::kOther: break;
-      }
+    // One loop per type (float32, the common case, is one copy on a little-endian host).
+    auto convert = [&](auto element) {
+      const char* p = raw.data();
+      for (std::size_t i = 0; i < n; ++i, p += esize) out[i] = element(p);
+    };
+    switch (type) {
+      case TensorType::kFloat32:
+        if (n > 0) std::memcpy(out.data(), raw.data(), n * esize);
+        break;
+      case TensorType::kFloat16: convert([](const char* p) { return fp16_to_float(load_le<std::uint16_t>(p)); }); break;
+      case TensorType::kBFloat16: convert([](const char* p) { return bf16_to_float(load_le<std::uint16_t>(p)); }); break;
+      case TensorType::kFloat64: convert([](const char* p) { return static_cast<float>(load_le<double>(p)); }); break;
+      case TensorType::kOther: break;
     }
   } else {
     std::size_t have = 0;

@@ -87,8 +87,11 @@ TEST(SmallCodebook, EncodesLikeTheBinarySearch) {
           EXPECT_NEAR(e, ref.error, kSumTolerance * ref.error + kSignalTolerance * energy)
               << levels << " levels, n = " << n;
           if (!per_value && s[0] > 0.0f) {
-            // The scale search's error is the same sum, for every scale of a batch.
-            const std::vector<float> batch{s[0], 0.5f * s[0], 2.0f * s[0]};
+            // The scale search's error is the same sum, for every scale of a batch: 13 scales
+            // are a batch of eight summed together and a padded one of five; 3 are summed one by
+            // one.
+            std::vector<float> batch{s[0]};
+            for (std::size_t i = 1; i < (n % 2 == 0 ? 3u : 13u); ++i) batch.push_back(s[0] * (0.4f + 0.15f * static_cast<float>(i)));
             std::vector<double> errors(batch.size());
             small.scaled_errors(w, batch, errors);
             EXPECT_EQ(errors[0], e);
@@ -113,26 +116,50 @@ TEST(SmallCodebook, CodesOfEqualLevelsAreTheFirstOfTheirRun) {
   for (std::size_t j = 0; j < w.size(); ++j) EXPECT_EQ(codes[j], c.encode(w[j])) << j;
 }
 
-TEST(SmallCodebook, BaselinePathEqualsAvx2Path) {
+struct KernelResults {
+  std::vector<std::uint8_t> codes, codes_per_value;
+  double error = 0.0, error_per_value = 0.0;
+  std::vector<double> scaled;
+  bool operator==(const KernelResults&) const = default;
+};
+
+KernelResults run_kernel(const SmallCodebook& small, const std::vector<float>& w, const std::vector<float>& scales) {
+  KernelResults r;
+  r.codes.resize(w.size());
+  r.codes_per_value.resize(w.size());
+  r.error = small.encode(w, 0.9f, r.codes);
+  r.error_per_value = small.encode(w, scales, r.codes_per_value);
+  const std::vector<float> batch{0.8f, 1.7f, 0.05f, 1.1f, 0.3f, 2.5f, 0.9f, 1.3f, 0.6f, 4.0f, 0.2f};
+  r.scaled.resize(batch.size());
+  small.scaled_errors(w, batch, r.scaled);
+  return r;
+}
+
+TEST(SmallCodebook, EveryKernelGivesTheBaselineResults) {
   std::mt19937 rng(5);
-  const Codebook c = random_codebook(16, rng, false);
-  const SmallCodebook small(c);
-  const std::vector<float> w = heavy_tailed(1031, rng);
-  std::vector<float> scales(w.size());
-  std::uniform_real_distribution<double> u(0.1, 4.0);
-  for (float& s : scales) s = static_cast<float>(u(rng));
-  std::vector<std::uint8_t> fast(w.size()), baseline(w.size());
-  const double e_fast = small.encode(w, scales, fast);
-  const std::vector<float> batch{0.8f, 1.7f};
-  std::vector<double> s_fast(2), s_baseline(2);
-  small.scaled_errors(w, batch, s_fast);
-  SmallCodebook::force_baseline(true);
-  const double e_baseline = small.encode(w, scales, baseline);
-  small.scaled_errors(w, batch, s_baseline);
-  SmallCodebook::force_baseline(false);
-  EXPECT_EQ(fast, baseline);
-  EXPECT_EQ(e_fast, e_baseline);  // the same float operations in the same order
-  EXPECT_EQ(s_fast, s_baseline);
+  using K = SmallCodebook::Kernel;
+  int wide_kernels_run = 0;
+  for (std::size_t levels : {2u, 3u, 8u, 16u}) {  // searches of 1, 2, 3 and 4 steps
+    const Codebook c = random_codebook(levels, rng, levels == 16);
+    const SmallCodebook small(c);
+    for (std::size_t n : {32u, 100u, 1031u}) {  // whole quads, and a partial last one
+      const std::vector<float> w = heavy_tailed(n, rng);
+      std::vector<float> scales(w.size());
+      std::uniform_real_distribution<double> u(0.1, 4.0);
+      for (std::size_t j = 0; j < n; ++j) scales[j] = j % 7 == 2 ? 0.0f : static_cast<float>(u(rng));
+      ASSERT_EQ(SmallCodebook::limit_kernel(K::kBaseline), K::kBaseline);
+      const KernelResults baseline = run_kernel(small, w, scales);
+      for (const K k : {K::kAvx2, K::kAvx512}) {
+        if (SmallCodebook::limit_kernel(k) != k) continue;  // not on this machine
+        ++wide_kernels_run;
+        // The same float operations in the same order: equal to the bit.
+        EXPECT_TRUE(run_kernel(small, w, scales) == baseline)
+            << "kernel " << static_cast<int>(k) << ", " << levels << " levels, n = " << n;
+      }
+    }
+  }
+  SmallCodebook::limit_kernel(K::kAvx512);
+  if (wide_kernels_run == 0) GTEST_SKIP() << "this machine has neither AVX2 nor AVX-512";
 }
 
 }  // namespace

@@ -116,13 +116,12 @@ class ErrorAccumulator {
     const double d = w - static_cast<double>(reconstructed);
     signal_[i % kParts] += w * w;
     error_[i % kParts] += d * d;
-    max_abs_ = std::max(max_abs_, std::abs(d));
+    max_abs_[i % kParts] = std::max(max_abs_[i % kParts], std::abs(d));
   }
   ErrorStats stats(std::size_t count) const;
 
  private:
-  std::array<double, kParts> signal_{}, error_{};
-  double max_abs_ = 0.0;
+  std::array<double, kParts> signal_{}, error_{}, max_abs_{};
 };
 
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed);

@@ -23,6 +23,33 @@ std::size_t packed_bytes(std::size_t n, int bits) {
   return total;
 }
 
+namespace {
+
+/// Plane bits `shift …` of every code, W bits each, into `bytes`: byte b holds codes
+/// b·(8/W) … b·(8/W) + 8/W − 1, code j of the byte at bit j·W; the last byte may be partly filled
+/// (zero bits). W is a template argument so that the loop over a byte's codes unrolls.
+template <int W>
+void pack_plane(std::span<const std::uint8_t> codes, int shift, std::vector<std::uint8_t>& bytes) {
+  constexpr std::size_t kPerByte = 8 / W;
+  constexpr unsigned kMask = (1u << W) - 1u;
+  const std::size_t full = codes.size() / kPerByte;
+  bytes.resize((codes.size() + kPerByte - 1) / kPerByte);
+  for (std::size_t b = 0; b < full; ++b) {
+    unsigned byte = 0;
+    for (std::size_t j = 0; j < kPerByte; ++j) byte |= ((codes[b * kPerByte + j] >> shift) & kMask) << (j * W);
+    bytes[b] = static_cast<std::uint8_t>(byte);
+  }
+  if (full < bytes.size()) {
+    unsigned byte = 0;
+    for (std::size_t j = 0; full * kPerByte + j < codes.size(); ++j) {
+      byte |= ((codes[full * kPerByte + j] >> shift) & kMask) << (j * W);
+    }
+    bytes[full] = static_cast<std::uint8_t>(byte);
+  }
+}
+
+}  // namespace
+
 std::vector<BitPlane> pack_codes(std::span<const std::uint8_t> codes, int bits) {
   const std::vector<int> widths = plane_widths(bits);
   unsigned largest = 0;
@@ -34,26 +61,17 @@ std::vector<BitPlane> pack_codes(std::span<const std::uint8_t> codes, int bits) 
     BitPlane plane;
     plane.width = w;
     plane.shift = shift;
-    const std::size_t per_byte = static_cast<std::size_t>(plane.codes_per_byte());
-    plane.bytes.resize((codes.size() + per_byte - 1) / per_byte);
-    const unsigned mask = (1u << w) - 1u;
-    // Byte b holds codes b·per_byte … b·per_byte + per_byte − 1, code j of the byte at bit j·w;
-    // built in a register and stored once. The last byte may be partly filled (zero bits).
-    for (std::size_t b = 0; b < plane.bytes.size(); ++b) {
-      const std::size_t first = b * per_byte;
-      const std::size_t count = std::min(per_byte, codes.size() - first);
-      unsigned byte = 0;
-      for (std::size_t j = 0; j < count; ++j) {
-        byte |= ((static_cast<unsigned>(codes[first + j]) >> shift) & mask) << (j * static_cast<std::size_t>(w));
-      }
-      plane.bytes[b] = static_cast<std::uint8_t>(byte);
+    switch (w) {
+      case 1: pack_plane<1>(codes, shift, plane.bytes); break;
+      case 2: pack_plane<2>(codes, shift, plane.bytes); break;
+      case 4: pack_plane<4>(codes, shift, plane.bytes); break;
+      default: pack_plane<8>(codes, shift, plane.bytes); break;
     }
     planes.push_back(std::move(plane));
     shift += w;
   }
   return planes;
 }
-
 std::vector<std::uint8_t> unpack_codes(std::span<const BitPlane> planes, std::size_t n) {
   std::vector<std::uint8_t> codes(n, 0);
   for (const BitPlane& plane : planes) {

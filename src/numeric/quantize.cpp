@@ -74,7 +74,7 @@ ErrorStats ErrorAccumulator::stats(std::size_t count) const {
   e.count = count;
   e.sum_squares_signal = (signal_[0] + signal_[1]) + (signal_[2] + signal_[3]);
   e.sum_squares_error = (error_[0] + error_[1]) + (error_[2] + error_[3]);
-  e.max_abs_error = max_abs_;
+  e.max_abs_error = std::max(std::max(max_abs_[0], max_abs_[1]), std::max(max_abs_[2], max_abs_[3]));
   return e;
 }
 static_assert(ErrorAccumulator::kParts == 4, "stats() adds four parts");

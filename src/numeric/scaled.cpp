@@ -137,13 +137,20 @@ double encode_group(std::span<const float> group, const Codebook& codebook, cons
 /// a positive number. (Four partial sums, j mod 4, so that the adds do not wait on each other.)
 double least_squares_scale(std::span<const float> group, std::span<const std::uint8_t> codes,
                            const Codebook& codebook) {
-  constexpr std::size_t kParts = 4;
-  std::array<double, kParts> wc{}, cc{};
-  for (std::size_t j = 0; j < group.size(); ++j) {
+  double wc[4] = {}, cc[4] = {};
+  auto add = [&](std::size_t part, std::size_t j) {
     const double c = codebook.decode(codes[j]);
-    wc[j % kParts] += group[j] * c;
-    cc[j % kParts] += c * c;
+    wc[part] += group[j] * c;
+    cc[part] += c * c;
+  };
+  std::size_t j = 0;
+  for (; j + 4 <= group.size(); j += 4) {
+    add(0, j);
+    add(1, j + 1);
+    add(2, j + 2);
+    add(3, j + 3);
   }
+  for (; j < group.size(); ++j) add(j % 4, j);
   const double sum_wc = (wc[0] + wc[1]) + (wc[2] + wc[3]);
   const double sum_cc = (cc[0] + cc[1]) + (cc[2] + cc[3]);
   return sum_wc > 0.0 && sum_cc > 0.0 ? sum_wc / sum_cc : 0.0;

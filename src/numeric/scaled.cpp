@@ -503,8 +503,8 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   r.codes.assign(values.size(), 0);
   std::vector<double> num(std::max(levels, groups));
   std::vector<double> den(std::max(levels, groups));
-  // Codebooks of up to 16 levels encode by counting thresholds, eight values at a time
-  // (small_codebook.hpp); larger ones by Codebook's binary search. Rebuilt when levels move.
+  // Codebooks of up to 256 levels encode 8 or 16 values at a time (small_codebook.hpp); larger
+  // ones by Codebook's binary search. Rebuilt when levels move.
   std::optional<SmallCodebook> small;
   auto set_codebook = [&](Codebook c) {
     codebook = std::move(c);

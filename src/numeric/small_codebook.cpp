@@ -1,4 +1,4 @@
-// Binary-search encoder for codebooks of up to 16 levels (see small_codebook.hpp).
+// Binary-search encoder for codebooks of up to 256 levels (see small_codebook.hpp).
 //
 // The kernels work on W lanes, W = 8 or 16, as GCC/Clang vectors. They are always inlined into
 // entry points compiled for AVX-512 (W = 16: one ZMM register, one permute for a 16-entry table,
@@ -46,7 +46,8 @@ struct Vec<16> {
 
 /// Values per step of the sums: four 8-lane chunks.
 constexpr std::size_t kQuad = 32;
-static_assert(SmallCodebook::kTableRow == 16 && SmallCodebook::kMaxLevels == 16, "tables fit 16 lanes");
+static_assert(SmallCodebook::kTableRow >= 16 && SmallCodebook::kTableRow * 2 == SmallCodebook::kMaxLevels,
+              "a row holds 16 lanes and the last step's thresholds");
 
 template <typename V, typename T>
 PQTOOL_KERNEL V load(const T* p) {
@@ -91,37 +92,52 @@ struct Tables {
   std::size_t steps;         // of the search: levels ≤ 2^steps
 };
 
-/// table[index[l]] on every lane (indices < kEntries ≤ 16) for a float or int32 table: one or two
-/// register permutes where the compiler has them (GCC's __builtin_shuffle), lane by lane
-/// elsewhere; a lookup, so exact either way.
+/// table[index[l]] on every lane (indices < kEntries) for a float or int32 table: one or two
+/// register permutes up to 2·W entries where the compiler has them (GCC's __builtin_shuffle),
+/// lane by lane otherwise (tables of 8-bit codebooks; the compiler may gather); a lookup, so
+/// exact either way.
 template <std::size_t W, std::size_t kEntries, typename V, typename T>
 PQTOOL_KERNEL V lookup(const T* table, typename Vec<W>::I index) {
   static_assert(kEntries <= SmallCodebook::kMaxLevels && sizeof(V) == W * sizeof(float));
 #if defined(__GNUC__) && !defined(__clang__)
   if constexpr (kEntries <= W) {
     return __builtin_shuffle(load<V>(table), index);
-  } else {
+  } else if constexpr (kEntries <= 2 * W) {
     return __builtin_shuffle(load<V>(table), load<V>(table + W), index);
+  } else if constexpr (kEntries <= W * W) {
+    // Both halves looked up with the same indices (a shuffle takes them modulo 2·W, which
+    // divides the half's size), then the lane picks by the index's top bit. (Up to 256 entries
+    // on 16 lanes, 64 on 8: beyond, loading lane by lane measured faster.)
+    constexpr std::size_t kHalf = kEntries / 2;
+    const V low = lookup<W, kHalf, V>(table, index);
+    const V high = lookup<W, kHalf, V>(table + kHalf, index);
+    using I = typename Vec<W>::I;
+    return (index & static_cast<std::int32_t>(kHalf)) != I{} ? high : low;
   }
-#else
+#endif
   V v;
   for (std::size_t l = 0; l < W; ++l) v[l] = table[index[l]];
   return v;
-#endif
 }
 
 /// The threshold count q = #{k : x > t_k} by binary search over the sorted thresholds: each step
 /// appends one bit, q ← 2q + [x > the middle threshold of q's interval] (a mask is −1 where
 /// true), that threshold picked by a permute.
+template <std::size_t W, std::size_t kStep, std::size_t kSteps>
+PQTOOL_KERNEL typename Vec<W>::I search_from(const Tables& t, typename Vec<W>::F x, typename Vec<W>::I q) {
+  if constexpr (kStep == kSteps) {
+    return q;
+  } else {
+    using F = typename Vec<W>::F;
+    const F middle = lookup<W, std::size_t{1} << kStep, F>(t.search + kStep * SmallCodebook::kTableRow, q);
+    return search_from<W, kStep + 1, kSteps>(t, x, (q + q) - (x > middle));
+  }
+}
 template <std::size_t W, std::size_t kSteps>
 PQTOOL_KERNEL typename Vec<W>::I threshold_count(const Tables& t, typename Vec<W>::F x) {
   using F = typename Vec<W>::F;
   using I = typename Vec<W>::I;
-  I q = I{} - (x > load<F>(t.search));
-  for (std::size_t step = 1; step < kSteps; ++step) {
-    q = (q + q) - (x > lookup<W, SmallCodebook::kTableRow / 2, F>(t.search + step * SmallCodebook::kTableRow, q));
-  }
-  return q;
+  return search_from<W, 1, kSteps>(t, x, I{} - (x > load<F>(t.search)));
 }
 
 /// One chunk of W values: x = w·inverse, its threshold count q and the nearest level's value
@@ -280,13 +296,19 @@ PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, f
   return e;
 }
 
-// Each entry point has the kernels for searches of 1, 2, 3 and 4 steps. (A switch written out,
+// Each entry point has the kernels for searches of 1 to 8 steps. (A switch written out,
 // not a lambda: a lambda would not inherit the entry point's target.)
 #define PQTOOL_BY_STEPS(kernel, W, ...)                      \
-  if (t.steps <= 1) return kernel<W, 1>(t, __VA_ARGS__);     \
-  if (t.steps == 2) return kernel<W, 2>(t, __VA_ARGS__);     \
-  if (t.steps == 3) return kernel<W, 3>(t, __VA_ARGS__);     \
-  return kernel<W, 4>(t, __VA_ARGS__);
+  switch (t.steps) {                                         \
+    case 1: return kernel<W, 1>(t, __VA_ARGS__);             \
+    case 2: return kernel<W, 2>(t, __VA_ARGS__);             \
+    case 3: return kernel<W, 3>(t, __VA_ARGS__);             \
+    case 4: return kernel<W, 4>(t, __VA_ARGS__);             \
+    case 5: return kernel<W, 5>(t, __VA_ARGS__);             \
+    case 6: return kernel<W, 6>(t, __VA_ARGS__);             \
+    case 7: return kernel<W, 7>(t, __VA_ARGS__);             \
+    default: return kernel<W, 8>(t, __VA_ARGS__);            \
+  }
 
 [[gnu::target("avx512f")]] void scaled_errors_avx512(const Tables& t, std::span<const float> values,
                                                      std::span<const float> scales, std::span<double> errors) {
@@ -345,10 +367,11 @@ SmallCodebook::SmallCodebook(const Codebook& codebook) {
   search_.fill(std::numeric_limits<float>::infinity());
   for (std::size_t step = 0; step < steps_; ++step) {
     const std::size_t width = std::size_t{1} << (steps_ - step);  // of each interval
-    for (std::size_t q = 0; q < kTableRow; ++q) {
-      // Step 0 has one interval: its threshold goes on every lane (a plain load, no permute).
+    // Step 0 has one interval: its threshold goes on every lane (a plain load, no permute).
+    const std::size_t entries = step == 0 ? kTableRow : std::size_t{1} << step;
+    for (std::size_t q = 0; q < entries; ++q) {
       const std::size_t interval = step == 0 ? 0 : q;
-      if (interval < (std::size_t{1} << step)) search_[step * kTableRow + q] = padded(interval * width + width / 2 - 1);
+      search_[step * kTableRow + q] = padded(interval * width + width / 2 - 1);
     }
   }
   for (std::size_t q = 0; q < kMaxLevels; ++q) level_[q] = static_cast<float>(levels[std::min(q, levels.size() - 1)]);

@@ -61,7 +61,7 @@ Reference reference_encode(const Codebook& c, const std::vector<float>& w, const
 
 TEST(SmallCodebook, EncodesLikeTheBinarySearch) {
   std::mt19937 rng(11);
-  for (std::size_t levels : {2u, 3u, 4u, 7u, 8u, 16u}) {
+  for (std::size_t levels : {2u, 3u, 4u, 7u, 8u, 16u, 17u, 100u, 256u}) {
     for (bool duplicates : {false, true}) {
       const Codebook c = random_codebook(levels, rng, duplicates);
       const SmallCodebook small(c);
@@ -139,7 +139,7 @@ TEST(SmallCodebook, EveryKernelGivesTheBaselineResults) {
   std::mt19937 rng(5);
   using K = SmallCodebook::Kernel;
   int wide_kernels_run = 0;
-  for (std::size_t levels : {2u, 3u, 8u, 16u}) {  // searches of 1, 2, 3 and 4 steps
+  for (std::size_t levels : {2u, 3u, 8u, 16u, 32u, 64u, 100u, 256u}) {  // searches of 1 to 8 steps
     const Codebook c = random_codebook(levels, rng, levels == 16);
     const SmallCodebook small(c);
     for (std::size_t n : {32u, 100u, 1031u}) {  // whole quads, and a partial last one

@@ -90,7 +90,17 @@ struct Tables {
   const float* level;        // c_q for q < kMaxLevels, padded with the last level
   const std::int32_t* code;  // code of each threshold count
   std::size_t steps;         // of the search: levels ≤ 2^steps
+  bool by_lane;              // search and look up lane by lane (the baseline: without AVX2 the
+                             // compilers emulate permutes slowly)
 };
+
+/// table[index[l]] on every lane, loaded lane by lane.
+template <std::size_t W, typename V, typename T>
+PQTOOL_KERNEL V lookup_by_lane(const T* table, typename Vec<W>::I index) {
+  V v;
+  for (std::size_t l = 0; l < W; ++l) v[l] = table[index[l]];
+  return v;
+}
 
 /// table[index[l]] on every lane (indices < kEntries) for a float or int32 table: one or two
 /// register permutes up to 2·W entries where the compiler has them (GCC's __builtin_shuffle),
@@ -115,9 +125,7 @@ PQTOOL_KERNEL V lookup(const T* table, typename Vec<W>::I index) {
     return (index & static_cast<std::int32_t>(kHalf)) != I{} ? high : low;
   }
 #endif
-  V v;
-  for (std::size_t l = 0; l < W; ++l) v[l] = table[index[l]];
-  return v;
+  return lookup_by_lane<W, V>(table, index);
 }
 
 /// The threshold count q = #{k : x > t_k} by binary search over the sorted thresholds: each step
@@ -137,7 +145,24 @@ template <std::size_t W, std::size_t kSteps>
 PQTOOL_KERNEL typename Vec<W>::I threshold_count(const Tables& t, typename Vec<W>::F x) {
   using F = typename Vec<W>::F;
   using I = typename Vec<W>::I;
+  if (t.by_lane) {  // the same comparisons, one lane at a time
+    I q{};
+    for (std::size_t l = 0; l < W; ++l) {
+      std::int32_t c = 0;
+      for (std::size_t step = 0; step < kSteps; ++step) {
+        c = 2 * c + (x[l] > t.search[step * SmallCodebook::kTableRow + static_cast<std::size_t>(c)] ? 1 : 0);
+      }
+      q[l] = c;
+    }
+    return q;
+  }
   return search_from<W, 1, kSteps>(t, x, I{} - (x > load<F>(t.search)));
+}
+
+/// lookup, or lookup_by_lane for the baseline.
+template <std::size_t W, std::size_t kEntries, typename V, typename T>
+PQTOOL_KERNEL V table_lookup(const Tables& t, const T* table, typename Vec<W>::I index) {
+  return t.by_lane ? lookup_by_lane<W, V>(table, index) : lookup<W, kEntries, V>(table, index);
 }
 
 /// One chunk of W values: x = w·inverse, its threshold count q and the nearest level's value
@@ -146,7 +171,7 @@ template <std::size_t W, std::size_t kSteps>
 PQTOOL_KERNEL typename Vec<W>::F chunk(const Tables& t, typename Vec<W>::F w, typename Vec<W>::F s,
                                        typename Vec<W>::F inverse, typename Vec<W>::I& count) {
   count = threshold_count<W, kSteps>(t, w * inverse);
-  const typename Vec<W>::F d = w - s * lookup<W, std::size_t{1} << kSteps, typename Vec<W>::F>(t.level, count);
+  const typename Vec<W>::F d = w - s * table_lookup<W, std::size_t{1} << kSteps, typename Vec<W>::F>(t, t.level, count);
   return d * d;
 }
 
@@ -195,7 +220,7 @@ PQTOOL_KERNEL typename Vec<W>::F chunk_at(const Tables& t, std::span<const float
     // The codes by a permute, narrowed to bytes: a truncating move with AVX-512; with eight
     // lanes a byte shuffle of the lanes' low bytes, which compilers turn into better code than
     // the conversion.
-    const I code = lookup<W, std::size_t{1} << kSteps, I>(t.code, count);
+    const I code = table_lookup<W, std::size_t{1} << kSteps, I>(t, t.code, count);
     const std::size_t n = kFull ? W : std::min(W, values.size() - start);
     if constexpr (W == 16) {
       const Byte16 bytes = __builtin_convertvector(code, Byte16);
@@ -391,7 +416,7 @@ void SmallCodebook::scaled_errors(std::span<const float> values, std::span<const
                                   std::span<double> errors) const {
   PQ_CHECK(errors.size() == scales.size(), ErrorCode::kInternal, "small codebook: {} errors for {} scales",
            errors.size(), scales.size());
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
+  const Tables t{search_.data(), level_.data(), code_.data(), steps_, active_kernel() == Kernel::kBaseline};
   switch (active_kernel()) {
     case Kernel::kAvx512: return scaled_errors_avx512(t, values, scales, errors);
     case Kernel::kAvx2: return scaled_errors_avx2(t, values, scales, errors);
@@ -401,7 +426,7 @@ void SmallCodebook::scaled_errors(std::span<const float> values, std::span<const
 
 double SmallCodebook::encode_with(std::span<const float> values, float scale, std::span<const float> scales,
                                   std::span<std::uint8_t> codes) const {
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
+  const Tables t{search_.data(), level_.data(), code_.data(), steps_, active_kernel() == Kernel::kBaseline};
   switch (active_kernel()) {
     case Kernel::kAvx512: return encode_avx512(t, values, scale, scales, codes);
     case Kernel::kAvx2: return encode_avx2(t, values, scale, scales, codes);

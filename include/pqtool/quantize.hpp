@@ -118,6 +118,9 @@ class ErrorAccumulator {
     error_[i % kParts] += d * d;
     max_abs_[i % kParts] = std::max(max_abs_[i % kParts], std::abs(d));
   }
+  /// add(first + j, original[j], reconstructed[j]) for every j, four at a time with the parts
+  /// in registers.
+  void add_span(std::size_t first, std::span<const float> original, std::span<const float> reconstructed);
   ErrorStats stats(std::size_t count) const;
 
  private:

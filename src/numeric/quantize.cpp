@@ -79,10 +79,36 @@ ErrorStats ErrorAccumulator::stats(std::size_t count) const {
 }
 static_assert(ErrorAccumulator::kParts == 4, "stats() adds four parts");
 
+void ErrorAccumulator::add_span(std::size_t first, std::span<const float> original,
+                                std::span<const float> reconstructed) {
+  PQ_ASSERT(original.size() == reconstructed.size());
+  const std::size_t n = original.size();
+  std::size_t j = 0;
+  for (; j < n && (first + j) % kParts != 0; ++j) add(first + j, original[j], reconstructed[j]);
+  std::array<double, kParts> signal = signal_, error = error_, max_abs = max_abs_;
+  auto step = [&](std::size_t part, std::size_t k) {
+    const double w = original[k];
+    const double d = w - static_cast<double>(reconstructed[k]);
+    signal[part] += w * w;
+    error[part] += d * d;
+    max_abs[part] = std::max(max_abs[part], std::abs(d));
+  };
+  for (; j + kParts <= n; j += kParts) {
+    step(0, j);
+    step(1, j + 1);
+    step(2, j + 2);
+    step(3, j + 3);
+  }
+  signal_ = signal;
+  error_ = error;
+  max_abs_ = max_abs;
+  for (; j < n; ++j) add(first + j, original[j], reconstructed[j]);
+}
+
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed) {
   PQ_ASSERT(original.size() == reconstructed.size());
   ErrorAccumulator a;
-  for (std::size_t i = 0; i < original.size(); ++i) a.add(i, original[i], reconstructed[i]);
+  a.add_span(0, original, reconstructed);
   return a.stats(original.size());
 }
 

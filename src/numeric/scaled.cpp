@@ -264,8 +264,21 @@ ErrorStats measure_scaled_error(std::span<const float> values, const ScaledQuant
                                 const GroupLayout& layout) {
   std::vector<float> level(q.codebook.size());
   for (std::size_t k = 0; k < level.size(); ++k) level[k] = static_cast<float>(q.codebook.decode(static_cast<std::uint32_t>(k)));
+  // The reconstruction a chunk at a time (for_each_group goes in memory order).
+  constexpr std::size_t kChunk = 1024;
+  std::array<float, kChunk> chunk;
+  std::size_t first = 0, filled = 0;
   ErrorAccumulator a;
-  for_each_group(layout, [&](std::size_t g, std::size_t i) { a.add(i, values[i], level[q.codes[i]] * q.scales[g]); });
+  auto flush = [&] {
+    a.add_span(first, values.subspan(first, filled), std::span<const float>(chunk.data(), filled));
+    first += filled;
+    filled = 0;
+  };
+  for_each_group(layout, [&](std::size_t g, std::size_t i) {
+    chunk[i - first] = level[q.codes[i]] * q.scales[g];
+    if (++filled == kChunk) flush();
+  });
+  flush();
   return a.stats(values.size());
 }
 

@@ -90,8 +90,6 @@ struct Tables {
   const float* level;        // c_q for q < kMaxLevels, padded with the last level
   const std::int32_t* code;  // code of each threshold count
   std::size_t steps;         // of the search: levels ≤ 2^steps
-  bool by_lane;              // search and look up lane by lane (the baseline: without AVX2 the
-                             // compilers emulate permutes slowly)
 };
 
 /// table[index[l]] on every lane, loaded lane by lane.
@@ -141,11 +139,11 @@ PQTOOL_KERNEL typename Vec<W>::I search_from(const Tables& t, typename Vec<W>::F
     return search_from<W, kStep + 1, kSteps>(t, x, (q + q) - (x > middle));
   }
 }
-template <std::size_t W, std::size_t kSteps>
+template <std::size_t W, bool kByLane, std::size_t kSteps>
 PQTOOL_KERNEL typename Vec<W>::I threshold_count(const Tables& t, typename Vec<W>::F x) {
   using F = typename Vec<W>::F;
   using I = typename Vec<W>::I;
-  if (t.by_lane) {  // the same comparisons, one lane at a time
+  if constexpr (kByLane) {  // the same comparisons, one lane at a time
     I q{};
     for (std::size_t l = 0; l < W; ++l) {
       std::int32_t c = 0;
@@ -160,18 +158,22 @@ PQTOOL_KERNEL typename Vec<W>::I threshold_count(const Tables& t, typename Vec<W
 }
 
 /// lookup, or lookup_by_lane for the baseline.
-template <std::size_t W, std::size_t kEntries, typename V, typename T>
-PQTOOL_KERNEL V table_lookup(const Tables& t, const T* table, typename Vec<W>::I index) {
-  return t.by_lane ? lookup_by_lane<W, V>(table, index) : lookup<W, kEntries, V>(table, index);
+template <std::size_t W, bool kByLane, std::size_t kEntries, typename V, typename T>
+PQTOOL_KERNEL V table_lookup(const T* table, typename Vec<W>::I index) {
+  if constexpr (kByLane) {
+    return lookup_by_lane<W, V>(table, index);
+  } else {
+    return lookup<W, kEntries, V>(table, index);
+  }
 }
 
 /// One chunk of W values: x = w·inverse, its threshold count q and the nearest level's value
 /// c_q. Returns the squared errors (w − s·c_q)².
-template <std::size_t W, std::size_t kSteps>
+template <std::size_t W, bool kByLane, std::size_t kSteps>
 PQTOOL_KERNEL typename Vec<W>::F chunk(const Tables& t, typename Vec<W>::F w, typename Vec<W>::F s,
                                        typename Vec<W>::F inverse, typename Vec<W>::I& count) {
-  count = threshold_count<W, kSteps>(t, w * inverse);
-  const typename Vec<W>::F d = w - s * table_lookup<W, std::size_t{1} << kSteps, typename Vec<W>::F>(t, t.level, count);
+  count = threshold_count<W, kByLane, kSteps>(t, w * inverse);
+  const typename Vec<W>::F d = w - s * table_lookup<W, kByLane, std::size_t{1} << kSteps, typename Vec<W>::F>(t.level, count);
   return d * d;
 }
 
@@ -200,7 +202,7 @@ PQTOOL_KERNEL void load_tail(std::span<const float> values, std::size_t j, float
 /// kCodes. Scales are scales[start + l], or `scale` with the given `inverse` when scales is
 /// empty. kFull: the chunk has W values; otherwise (W = 8) start < values.size() and lanes past
 /// the end are zeros.
-template <std::size_t W, std::size_t kSteps, bool kCodes, bool kFull>
+template <std::size_t W, bool kByLane, std::size_t kSteps, bool kCodes, bool kFull>
 PQTOOL_KERNEL typename Vec<W>::F chunk_at(const Tables& t, std::span<const float> values, std::size_t start,
                                           float scale, std::span<const float> scales, typename Vec<W>::F inverse,
                                           std::span<std::uint8_t> codes) {
@@ -215,12 +217,12 @@ PQTOOL_KERNEL typename Vec<W>::F chunk_at(const Tables& t, std::span<const float
     load_tail(values, start, scale, scales, w, s);
   }
   I count;
-  const F e = chunk<W, kSteps>(t, w, s, scales.empty() ? inverse : safe_inverse(s), count);
+  const F e = chunk<W, kByLane, kSteps>(t, w, s, scales.empty() ? inverse : safe_inverse(s), count);
   if constexpr (kCodes) {
     // The codes by a permute, narrowed to bytes: a truncating move with AVX-512; with eight
     // lanes a byte shuffle of the lanes' low bytes, which compilers turn into better code than
     // the conversion.
-    const I code = table_lookup<W, std::size_t{1} << kSteps, I>(t, t.code, count);
+    const I code = table_lookup<W, kByLane, std::size_t{1} << kSteps, I>(t.code, count);
     const std::size_t n = kFull ? W : std::min(W, values.size() - start);
     if constexpr (W == 16) {
       const Byte16 bytes = __builtin_convertvector(code, Byte16);
@@ -238,24 +240,24 @@ PQTOOL_KERNEL typename Vec<W>::F chunk_at(const Tables& t, std::span<const float
 /// The squared errors (w − s·c_q)² of values[j … j + kQuad) as chunks e0 … e3 of eight values
 /// added lane-wise, (e0 + e1) + (e2 + e3) (chunks past the end count as zeros); lane_sum of it is
 /// the quad's error.
-template <std::size_t W, std::size_t kSteps, bool kCodes>
+template <std::size_t W, bool kByLane, std::size_t kSteps, bool kCodes>
 PQTOOL_KERNEL Float8 quad_lanes(const Tables& t, std::span<const float> values, std::size_t j, float scale,
                                std::span<const float> scales, typename Vec<W>::F inverse,
                                std::span<std::uint8_t> codes) {
   if (j + kQuad <= values.size()) {  // the common case: full chunks, no branches
     if constexpr (W == 16) {
-      const Float16 e01 = chunk_at<16, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
-      const Float16 e23 = chunk_at<16, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
+      const Float16 e01 = chunk_at<16, kByLane, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
+      const Float16 e23 = chunk_at<16, kByLane, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
       const Float8 e0 = __builtin_shufflevector(e01, e01, 0, 1, 2, 3, 4, 5, 6, 7);
       const Float8 e1 = __builtin_shufflevector(e01, e01, 8, 9, 10, 11, 12, 13, 14, 15);
       const Float8 e2 = __builtin_shufflevector(e23, e23, 0, 1, 2, 3, 4, 5, 6, 7);
       const Float8 e3 = __builtin_shufflevector(e23, e23, 8, 9, 10, 11, 12, 13, 14, 15);
       return (e0 + e1) + (e2 + e3);
     } else {
-      const Float8 e0 = chunk_at<8, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
-      const Float8 e1 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 8, scale, scales, inverse, codes);
-      const Float8 e2 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
-      const Float8 e3 = chunk_at<8, kSteps, kCodes, true>(t, values, j + 24, scale, scales, inverse, codes);
+      const Float8 e0 = chunk_at<8, kByLane, kSteps, kCodes, true>(t, values, j, scale, scales, inverse, codes);
+      const Float8 e1 = chunk_at<8, kByLane, kSteps, kCodes, true>(t, values, j + 8, scale, scales, inverse, codes);
+      const Float8 e2 = chunk_at<8, kByLane, kSteps, kCodes, true>(t, values, j + 16, scale, scales, inverse, codes);
+      const Float8 e3 = chunk_at<8, kByLane, kSteps, kCodes, true>(t, values, j + 24, scale, scales, inverse, codes);
       return (e0 + e1) + (e2 + e3);
     }
   }
@@ -264,7 +266,7 @@ PQTOOL_KERNEL Float8 quad_lanes(const Tables& t, std::span<const float> values, 
   Float8 e[4];
   for (std::size_t c = 0; c < 4; ++c) {
     const std::size_t start = j + c * 8;
-    e[c] = start < values.size() ? chunk_at<8, kSteps, kCodes, false>(t, values, start, scale, scales, inverse8, codes)
+    e[c] = start < values.size() ? chunk_at<8, kByLane, kSteps, kCodes, false>(t, values, start, scale, scales, inverse8, codes)
                                  : Float8{};
   }
   return (e[0] + e[1]) + (e[2] + e[3]);
@@ -278,7 +280,7 @@ constexpr std::size_t kMinBatch = 5;
 /// errors[i] = Σ (w − s_i·c_q)² for every scale s_i = scales[i] (> 0). Scales go kBatch at a time
 /// (a short last batch repeats its last scale), their quads' horizontal sums done together; a last
 /// few below kMinBatch are summed one by one (the same sums).
-template <std::size_t W, std::size_t kSteps>
+template <std::size_t W, bool kByLane, std::size_t kSteps>
 PQTOOL_KERNEL void scaled_errors_of(const Tables& t, std::span<const float> values, std::span<const float> scales,
                                     std::span<double> errors) {
   using F = typename Vec<W>::F;
@@ -288,7 +290,7 @@ PQTOOL_KERNEL void scaled_errors_of(const Tables& t, std::span<const float> valu
       for (std::size_t c = first; c < scales.size(); ++c) {
         double e = 0.0;
         for (std::size_t j = 0; j < values.size(); j += kQuad) {
-          e += lane_sum(quad_lanes<W, kSteps, false>(t, values, j, scales[c], {}, broadcast<F>(1.0f / scales[c]), {}));
+          e += lane_sum(quad_lanes<W, kByLane, kSteps, false>(t, values, j, scales[c], {}, broadcast<F>(1.0f / scales[c]), {}));
         }
         errors[c] = e;
       }
@@ -300,7 +302,7 @@ PQTOOL_KERNEL void scaled_errors_of(const Tables& t, std::span<const float> valu
     for (std::size_t j = 0; j < values.size(); j += kQuad) {
       Float8 quads[kBatch];
       for (std::size_t c = 0; c < kBatch; ++c) {
-        quads[c] = quad_lanes<W, kSteps, false>(t, values, j, scale[c], {}, broadcast<F>(1.0f / scale[c]), {});
+        quads[c] = quad_lanes<W, kByLane, kSteps, false>(t, values, j, scale[c], {}, broadcast<F>(1.0f / scale[c]), {});
       }
       const Float8 sums = lane_sums(quads);
       for (std::size_t c = 0; c < kBatch; ++c) e[c] += sums[c];
@@ -310,54 +312,55 @@ PQTOOL_KERNEL void scaled_errors_of(const Tables& t, std::span<const float> valu
 }
 
 /// Codes and Σ (w − s·c_q)² for values with scales[j] (or one scale when scales is empty).
-template <std::size_t W, std::size_t kSteps>
+template <std::size_t W, bool kByLane, std::size_t kSteps>
 PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, float scale,
                                std::span<const float> scales, std::span<std::uint8_t> codes) {
   const auto inverse = safe_inverse(broadcast<typename Vec<W>::F>(scale));
   double e = 0.0;
   for (std::size_t j = 0; j < values.size(); j += kQuad) {
-    e += lane_sum(quad_lanes<W, kSteps, true>(t, values, j, scale, scales, inverse, codes));
+    e += lane_sum(quad_lanes<W, kByLane, kSteps, true>(t, values, j, scale, scales, inverse, codes));
   }
   return e;
 }
 
-// Each entry point has the kernels for searches of 1 to 8 steps. (A switch written out,
+// Each entry point has the kernels for searches of 1 to 8 steps on W lanes, B: lane by lane (the
+// baseline, where compilers emulate permutes slowly). (A switch written out,
 // not a lambda: a lambda would not inherit the entry point's target.)
-#define PQTOOL_BY_STEPS(kernel, W, ...)                      \
+#define PQTOOL_BY_STEPS(kernel, W, B, ...)                   \
   switch (t.steps) {                                         \
-    case 1: return kernel<W, 1>(t, __VA_ARGS__);             \
-    case 2: return kernel<W, 2>(t, __VA_ARGS__);             \
-    case 3: return kernel<W, 3>(t, __VA_ARGS__);             \
-    case 4: return kernel<W, 4>(t, __VA_ARGS__);             \
-    case 5: return kernel<W, 5>(t, __VA_ARGS__);             \
-    case 6: return kernel<W, 6>(t, __VA_ARGS__);             \
-    case 7: return kernel<W, 7>(t, __VA_ARGS__);             \
-    default: return kernel<W, 8>(t, __VA_ARGS__);            \
+    case 1: return kernel<W, B, 1>(t, __VA_ARGS__);          \
+    case 2: return kernel<W, B, 2>(t, __VA_ARGS__);          \
+    case 3: return kernel<W, B, 3>(t, __VA_ARGS__);          \
+    case 4: return kernel<W, B, 4>(t, __VA_ARGS__);          \
+    case 5: return kernel<W, B, 5>(t, __VA_ARGS__);          \
+    case 6: return kernel<W, B, 6>(t, __VA_ARGS__);          \
+    case 7: return kernel<W, B, 7>(t, __VA_ARGS__);          \
+    default: return kernel<W, B, 8>(t, __VA_ARGS__);         \
   }
 
 [[gnu::target("avx512f")]] void scaled_errors_avx512(const Tables& t, std::span<const float> values,
                                                      std::span<const float> scales, std::span<double> errors) {
-  PQTOOL_BY_STEPS(scaled_errors_of, 16, values, scales, errors)
+  PQTOOL_BY_STEPS(scaled_errors_of, 16, false, values, scales, errors)
 }
 [[gnu::target("avx2")]] void scaled_errors_avx2(const Tables& t, std::span<const float> values,
                                                 std::span<const float> scales, std::span<double> errors) {
-  PQTOOL_BY_STEPS(scaled_errors_of, 8, values, scales, errors)
+  PQTOOL_BY_STEPS(scaled_errors_of, 8, false, values, scales, errors)
 }
 void scaled_errors_baseline(const Tables& t, std::span<const float> values, std::span<const float> scales,
                             std::span<double> errors) {
-  PQTOOL_BY_STEPS(scaled_errors_of, 8, values, scales, errors)
+  PQTOOL_BY_STEPS(scaled_errors_of, 8, true, values, scales, errors)
 }
 [[gnu::target("avx512f")]] double encode_avx512(const Tables& t, std::span<const float> values, float scale,
                                                 std::span<const float> scales, std::span<std::uint8_t> codes) {
-  PQTOOL_BY_STEPS(encode_of, 16, values, scale, scales, codes)
+  PQTOOL_BY_STEPS(encode_of, 16, false, values, scale, scales, codes)
 }
 [[gnu::target("avx2")]] double encode_avx2(const Tables& t, std::span<const float> values, float scale,
                                            std::span<const float> scales, std::span<std::uint8_t> codes) {
-  PQTOOL_BY_STEPS(encode_of, 8, values, scale, scales, codes)
+  PQTOOL_BY_STEPS(encode_of, 8, false, values, scale, scales, codes)
 }
 double encode_baseline(const Tables& t, std::span<const float> values, float scale, std::span<const float> scales,
                        std::span<std::uint8_t> codes) {
-  PQTOOL_BY_STEPS(encode_of, 8, values, scale, scales, codes)
+  PQTOOL_BY_STEPS(encode_of, 8, true, values, scale, scales, codes)
 }
 
 /// The widest kernel this machine runs (checked once).
@@ -416,7 +419,7 @@ void SmallCodebook::scaled_errors(std::span<const float> values, std::span<const
                                   std::span<double> errors) const {
   PQ_CHECK(errors.size() == scales.size(), ErrorCode::kInternal, "small codebook: {} errors for {} scales",
            errors.size(), scales.size());
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_, active_kernel() == Kernel::kBaseline};
+  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
   switch (active_kernel()) {
     case Kernel::kAvx512: return scaled_errors_avx512(t, values, scales, errors);
     case Kernel::kAvx2: return scaled_errors_avx2(t, values, scales, errors);
@@ -426,7 +429,7 @@ void SmallCodebook::scaled_errors(std::span<const float> values, std::span<const
 
 double SmallCodebook::encode_with(std::span<const float> values, float scale, std::span<const float> scales,
                                   std::span<std::uint8_t> codes) const {
-  const Tables t{search_.data(), level_.data(), code_.data(), steps_, active_kernel() == Kernel::kBaseline};
+  const Tables t{search_.data(), level_.data(), code_.data(), steps_};
   switch (active_kernel()) {
     case Kernel::kAvx512: return encode_avx512(t, values, scale, scales, codes);
     case Kernel::kAvx2: return encode_avx2(t, values, scale, scales, codes);

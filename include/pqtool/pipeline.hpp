@@ -15,7 +15,7 @@
 
 namespace pqtool {
 
-/// What --target-size minimises.
+/// What --target-size and --target-bpw minimise.
 enum class BudgetObjective {
   kWeightError,    ///< Σ over tensors of Σ(w − ŵ)²: the aggregate weight SQNR
   kRelativeError,  ///< Σ over tensors of Σ(w − ŵ)² / Σw²: every layer's noise-to-signal ratio alike
@@ -33,6 +33,12 @@ struct QuantizeJob {
   /// The budget as a multiple of the input's size (its file plus its external data), which is
   /// known once the model is loaded; it then sets target_size.
   std::optional<double> target_ratio;
+  /// Bits per weight to stay within, as the report counts them: the weights' stored bytes
+  /// (codes, codebooks, scales) plus the graph's shared tables, over the planned weights'
+  /// elements. Every planned weight is quantized (keeping one in float would drop it from the
+  /// count), and the dequantization nodes are not counted, so fp16 codebooks are taken wherever
+  /// their error allows. Exclusive with target_size and target_ratio.
+  std::optional<double> target_bpw;
   BudgetObjective objective = BudgetObjective::kWeightError;  ///< what the budget minimises
   bool fold_batchnorm = true;          ///< fold Conv+BatchNormalization before quantizing
   int threads = 1;                     ///< tensors quantized in parallel; results do not depend on it

@@ -58,6 +58,9 @@ std::string output_metadata(const QuantizeJob& job) {
       {"external_data", job.external_data},
       {"target_size", job.target_size ? nlohmann::json(*job.target_size) : nlohmann::json(nullptr)},
       {"target_ratio", job.target_ratio ? nlohmann::json(*job.target_ratio) : nlohmann::json(nullptr)},
+      {"target_bpw", job.target_bpw ? nlohmann::json(*job.target_bpw) : nlohmann::json(nullptr)},
+      {"objective", job.objective == BudgetObjective::kRelativeError ? "relative" : "weight"},
+      {"half_levels", job.half_levels},
   };
   return j.dump();
 }

@@ -138,10 +138,12 @@ ScaleKind scale_kind(const TensorPlan& p) {
 }
 
 // Whether the job stores a float32 weight's levels as fp16 at `bits` (where that shrinks the
-// lut file; fake stores what lut would reconstruct, so it takes the same levels).
+// lut file, or always under a bits-per-weight budget, which does not count the Cast that widens
+// them; fake stores what lut would reconstruct, so it takes the same levels).
 bool half_levels_for(const QuantizeJob& job, const ConstTensor& t, int bits) {
   const bool codebook_format = job.format == Format::kLut || job.format == Format::kFake;
-  return job.half_levels && codebook_format && half_levels_pay(t.type, t.name, bits);
+  const bool pays = job.target_bpw ? t.type == TensorType::kFloat32 : half_levels_pay(t.type, t.name, bits);
+  return job.half_levels && codebook_format && pays;
 }
 
 // Whether a float32 weight's levels came out as fp16 (QuantizeParams::half_levels).
@@ -175,9 +177,13 @@ QuantizeJob resolve_format(QuantizeJob job) {
     job.plan.method = Method::kUniform;
     job.plan.integer_codes = true;
   }
+  PQ_CHECK(!job.target_bpw || (!job.target_size && !job.target_ratio), ErrorCode::kBadUsage,
+           "--target-bpw and --target-size are two budgets; give one");
+  PQ_CHECK(!job.target_bpw || (std::isfinite(*job.target_bpw) && *job.target_bpw > 0.0), ErrorCode::kBadUsage,
+           "--target-bpw must be a positive number of bits per weight");
   if (job.format == Format::kFp16) {
-    PQ_CHECK(!job.target_size && !job.target_ratio, ErrorCode::kBadUsage,
-             "--target-size chooses bit widths; it does not apply to fp16");
+    PQ_CHECK(!job.target_size && !job.target_ratio && !job.target_bpw, ErrorCode::kBadUsage,
+             "--target-size and --target-bpw choose bit widths; they do not apply to fp16");
     job.plan.bits = kFp16Bits;
     job.plan.all_float_tensors = true;
   }
@@ -266,7 +272,8 @@ BudgetResult allocate_with_tables(const OptionCurves& curves, std::uint64_t budg
 }
 
 // Every option a size budget may choose for each weight: bits 1..8 at the planned granularity
-// and method, and keeping it in float. Costs are stored bytes; errors are Σ(w − ŵ)².
+// and method, and keeping it in float (not under a bits-per-weight budget). Costs are stored
+// bytes; errors are Σ(w − ŵ)².
 OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
                            const std::vector<std::size_t>& todo, const QuantizeJob& job) {
   OptionCurves out;
@@ -311,6 +318,7 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
         out.graph[k].push_back(graph);
       }
     }
+    if (job.target_bpw) return;
     curves[k].options.push_back({0, t.bytes, 0.0});
     out.tables[k].push_back(0);
     out.graph[k].push_back(0);
@@ -364,10 +372,12 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   if (job.target_ratio) job.target_size = static_cast<std::uint64_t>(*job.target_ratio * static_cast<double>(model.file_bytes));
   // A budget needs the bytes the fold removes (BatchNormalization parameters), measured on the
   // serialized message before and after.
-  const bool budget = job.target_size.has_value();
-  const std::uint64_t unfolded_bytes = budget ? model.proto->ByteSizeLong() : 0;
+  const bool size_budget = job.target_size.has_value();
+  const bool budget = size_budget || job.target_bpw.has_value();
+  const std::uint64_t unfolded_bytes = size_budget ? model.proto->ByteSizeLong() : 0;
   if (job.fold_batchnorm) report.batchnorms_folded = fold_batch_norms(model);
-  const std::uint64_t folded_away = budget ? unfolded_bytes - std::min<std::uint64_t>(unfolded_bytes, model.proto->ByteSizeLong()) : 0;
+  const std::uint64_t folded_away =
+      size_budget ? unfolded_bytes - std::min<std::uint64_t>(unfolded_bytes, model.proto->ByteSizeLong()) : 0;
   const std::vector<ConstTensor> tensors = discover_tensors(model);
   // 2. Plan. qdq without a requested granularity: the finest DequantizeLinear has at this opset
   //    (the job, and so the output's metadata, keeps what was asked, so a rerun recognises it).
@@ -393,21 +403,34 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     PQ_CHECK(why.empty(), ErrorCode::kBadInput, "{}: {}: {}", file, t.name, why);
     todo.push_back(e.tensor);
   }
-  // 2b. A size budget: every weight's error-vs-bytes curve, then bits per weight that minimise
-  //     the total error within the budget. The file's other bytes are estimated, and the budget
-  //     for the weights tightened by any excess until the written model fits.
+  // 2b. A budget: every weight's error-vs-bytes curve, then bits per weight that minimise the
+  //     total error within it. A size budget (`limit` bytes of file) estimates the file's other
+  //     bytes and tightens the weights' budget by any excess until the written model fits; a
+  //     bits-per-weight budget counts only the weights' stored bytes and the shared tables
+  //     (`limit` = bpw · elements / 8), so its options carry no subgraph bytes.
   OptionCurves curves;
   std::uint64_t weight_budget = 0;  // for the weights and the shared tables
-  if (job.target_size) {
+  std::uint64_t limit = 0;          // what the measured size must not exceed
+  std::uint64_t elements = 0;       // of the planned weights
+  if (budget) {
     notify("budget", 0, todo.size());
     curves = option_curves(model, tensors, plan, todo, job);
     std::uint64_t float_bytes = 0;
-    for (std::size_t idx : todo) float_bytes += tensors[idx].bytes;
-    // The rest of the file (the shared tables are counted by the allocation), with the metadata
-    // entry the output gets (its key, value and field tags).
-    const std::uint64_t metadata = kMetadataKey.size() + output_metadata(job).size() + kMetadataFramingBytes;
-    const std::uint64_t kept = model.file_bytes - std::min(model.file_bytes, float_bytes + folded_away) + metadata;
-    weight_budget = *job.target_size - std::min(*job.target_size, kept);
+    for (std::size_t idx : todo) {
+      float_bytes += tensors[idx].bytes;
+      elements += tensors[idx].elements;
+    }
+    if (job.target_bpw) {
+      limit = static_cast<std::uint64_t>(std::floor(*job.target_bpw * static_cast<double>(elements) / 8.0));
+      weight_budget = limit;
+    } else {
+      // The rest of the file (the shared tables are counted by the allocation), with the
+      // metadata entry the output gets (its key, value and field tags).
+      const std::uint64_t metadata = kMetadataKey.size() + output_metadata(job).size() + kMetadataFramingBytes;
+      const std::uint64_t kept = model.file_bytes - std::min(model.file_bytes, float_bytes + folded_away) + metadata;
+      limit = *job.target_size;
+      weight_budget = limit - std::min(limit, kept);
+    }
   }
   const std::vector<TensorPlan> planned = plan.entries;
 
@@ -427,24 +450,30 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   int loosened = 0;
   // The subgraph estimates are corrected from each attempt's real size: the whole difference
   // between the written and the estimated file is put on the chosen options' subgraphs.
-  double graph_scale = 1.0;
+  double graph_scale = job.target_bpw ? 0.0 : 1.0;
   std::uint64_t estimated_bytes = 0;
   double chosen_graph = 0.0;
   std::vector<std::size_t> previous_choice;
   for (int attempt = 0;; ++attempt) {
-    if (job.target_size) {
+    if (budget) {
       const OptionCurves scaled = with_graph_scale(curves, graph_scale);
       const BudgetResult alloc = allocate_with_tables(scaled, weight_budget);
       if (!alloc.feasible) {
-        const std::uint64_t smallest = *job.target_size - weight_budget + alloc.bytes;
+        const std::uint64_t smallest = limit - weight_budget + alloc.bytes;
+        if (job.target_bpw) {
+          throw Error(ErrorCode::kBadUsage,
+                      fmt::format("{}: --target-bpw {} cannot be reached; the fewest bits per weight reachable are "
+                                  "about {:.3f} (every weight at 1 bit)",
+                                  file, *job.target_bpw, 8.0 * static_cast<double>(smallest) / static_cast<double>(elements)));
+        }
         throw Error(ErrorCode::kBadUsage,
                     fmt::format("{}: --target-size of {} bytes cannot be reached; the smallest reachable size is about "
                                 "{} bytes (every weight at 1 bit)",
-                                file, *job.target_size, smallest));
+                                file, limit, smallest));
       }
       if (fitting && alloc.choice == previous_choice) break;  // nothing left to change
       previous_choice = alloc.choice;
-      estimated_bytes = *job.target_size - weight_budget + alloc.bytes;
+      estimated_bytes = limit - weight_budget + alloc.bytes;
       chosen_graph = 0.0;
       for (std::size_t k = 0; k < todo.size(); ++k) chosen_graph += static_cast<double>(scaled.graph[k][alloc.choice[k]]);
       plan.entries = planned;
@@ -454,7 +483,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
         e.bits = option.bits;
         if (option.per_tensor) {
           e.granularity = Granularity::kTensor;
-          e.note = "one codebook per tensor: the --target-size budget prefers it to scales";
+          e.note = "one codebook per tensor: the size budget prefers it to scales";
         }
         if (e.bits == 0) {
           e.quantize = false;
@@ -481,7 +510,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     for (std::size_t idx : chosen) chosen_tensors.push_back(&tensors[idx]);
     const std::vector<onnx::TensorProto*> protos = find_tensor_protos(*model.proto, chosen_tensors);
     const std::vector<std::size_t> order = largest_first(chosen_tensors);
-    const bool release_payloads = !job.target_size;
+    const bool release_payloads = !budget;
     parallel_for(order.size(), job.threads, [&](std::size_t j) {
       const std::size_t k = order[j];
       const ConstTensor& t = tensors[chosen[k]];
@@ -572,7 +601,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     notify("write", chosen.size(), chosen.size());
     RewriteStats rewrite_stats;
     // With a budget the rewrite may be redone, so it works on a copy.
-    out = rewrite_model(job.target_size ? *model.proto : std::move(*model.proto), quantized, job.format, &rewrite_stats);
+    out = rewrite_model(budget ? *model.proto : std::move(*model.proto), quantized, job.format, &rewrite_stats);
     stored_bytes += rewrite_stats.shared_bytes;
     // How the output was made, so a rerun can recognise it (batch.hpp).
     for (int i = out.metadata_props_size() - 1; i >= 0; --i) {
@@ -582,11 +611,12 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     meta->set_key(std::string(kMetadataKey));
     meta->set_value(output_metadata(job));
     report.bytes_out = stored_model_bytes(out);
-    if (!job.target_size) break;
+    if (!budget) break;
     // Correct the estimate by this attempt's miss: a large miss rescales the subgraph estimates
     // (they are what the estimate is least sure of); a small one, or one on options with almost
     // no subgraph, moves the weights' budget by it, which changes the allocation least.
-    const double miss = static_cast<double>(report.bytes_out) - static_cast<double>(estimated_bytes);
+    const std::uint64_t measured = job.target_bpw ? stored_bytes : report.bytes_out;
+    const double miss = static_cast<double>(measured) - static_cast<double>(estimated_bytes);
     const bool rescale = chosen_graph >= kMinGraphBytesToRescale && std::abs(miss) > kGraphMissToRescale * chosen_graph;
     if (rescale) {
       graph_scale *= std::clamp(1.0 + miss / chosen_graph, kMinGraphRescale, kMaxGraphRescale);
@@ -595,24 +625,25 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     } else {
       weight_budget += static_cast<std::uint64_t>(-miss);
     }
-    if (report.bytes_out <= *job.target_size) {
+    if (measured <= limit) {
       // It fits; the best fitting attempt is the one written. While the file leaves enough
       // bytes unused, another attempt (a few at most) may spend them.
       if (!fitting || noise < fitting->noise) {
         fitting = Fitting{std::move(out), report.tensors, signal, noise, stored_bytes, report.params_quantized,
                           report.bytes_out};
       }
-      const std::uint64_t slack = *job.target_size - report.bytes_out;
-      const auto worth = std::max<std::uint64_t>(kBudgetMinRetrySlack, *job.target_size / kBudgetRetrySlackDivisor);
+      const std::uint64_t slack = limit - measured;
+      const auto worth = std::max<std::uint64_t>(kBudgetMinRetrySlack, limit / kBudgetRetrySlackDivisor);
       if (slack < worth || loosened >= kMaxBudgetLoosening || attempt >= kMaxBudgetAttempts) break;
       ++loosened;
       continue;
     }
     if (fitting && attempt >= kMaxBudgetAttempts) break;  // keep the best that fit
     PQ_CHECK(attempt < kMaxBudgetAttempts, ErrorCode::kInternal,
-             "{}: --target-size: the output still exceeds the budget after {} attempts", file, attempt + 1);
+             "{}: {}: the output still exceeds the budget after {} attempts", file,
+             job.target_bpw ? "--target-bpw" : "--target-size", attempt + 1);
     // Over the budget with an exact estimate can only be an allocation at the budget's edge.
-    if (!rescale && !(miss > 0.0)) weight_budget -= std::min(weight_budget, report.bytes_out - *job.target_size);
+    if (!rescale && !(miss > 0.0)) weight_budget -= std::min(weight_budget, measured - limit);
   }
   if (fitting) {
     out = std::move(fitting->out);

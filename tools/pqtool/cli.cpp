@@ -68,11 +68,16 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   // One value per occurrence, so an input after a pattern stays an input.
   cmd->add_option("--exclude", q.exclude, "leave tensors whose name matches this regex in float (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--target-size", q.target_size,
-                  "output size budget (1234, 5MB, 5MiB, 0.15x of the input): bits per weight are chosen to "
-                  "minimise the total weight error within it");
+  auto* target_size = cmd->add_option("--target-size", q.target_size,
+                                      "output size budget (1234, 5MB, 5MiB, 0.15x of the input): bits per weight are "
+                                      "chosen to minimise the total weight error within it");
+  cmd->add_option("--target-bpw", q.target_bpw,
+                  "budget in bits per weight as the report counts them (codes, codebooks, scales and shared "
+                  "tables over the quantized weights; not the graph's nodes), e.g. 4.1")
+      ->check(CLI::PositiveNumber)
+      ->excludes(target_size);
   cmd->add_option("--objective", q.objective,
-                  "what --target-size minimises: weight (total squared weight error) or relative (the sum over "
+                  "what --target-size or --target-bpw minimises: weight (total squared weight error) or relative (the sum over "
                   "weights of their error-to-signal ratio)")
       ->check(CLI::IsMember({"weight", "relative"}))
       ->capture_default_str();
@@ -149,6 +154,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
         job.target_size = static_cast<std::uint64_t>(limit.bytes());
       }
     }
+    job.target_bpw = q.target_bpw;
     job.dry_run = q.dry_run;
     const fs::path in(input);
     if (!q.output.empty()) {

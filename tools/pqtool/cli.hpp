@@ -29,6 +29,7 @@ struct QuantizeOptions {
   std::vector<std::string> exclude;
   std::vector<std::string> bits_override;
   std::string target_size;     ///< SIZE: 1234, 5MB, 5MiB or 0.15x of the input
+  std::optional<double> target_bpw;  ///< bits per quantized weight, as the report counts them
   std::uint64_t min_elements = kDefaultMinElements;
   int threads = 0;             ///< 0 = all hardware threads
   bool no_fold_batchnorm = false;

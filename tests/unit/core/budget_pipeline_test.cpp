@@ -1,11 +1,13 @@
-// --target-size through the pipeline: the written model fits the budget, and at the size a fixed
-// --bits produced it reaches a higher aggregate weight SQNR than that fixed setting; an
-// unreachable budget is a usage error that names the smallest reachable size.
+// --target-size and --target-bpw through the pipeline: the written model fits the budget, and
+// at the size (or bits per weight) a fixed --bits produced it reaches a higher aggregate weight
+// SQNR than that fixed setting; an unreachable budget is a usage error that names the smallest
+// reachable size.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <map>
 
+#include "pqtool/check.hpp"
 #include "pqtool/model.hpp"
 #include "pqtool/pipeline.hpp"
 #include "test_support.hpp"
@@ -42,14 +44,20 @@ QuantizeJob job_on_model(const TempDir& dir, const std::string& output) {
   return job;
 }
 
+// The job quantizing `dir`/in.onnx at a fixed `bits` into its own file.
+QuantizeJob fixed_job(const TempDir& dir, int bits) {
+  QuantizeJob fixed;
+  fixed.input = dir / "in.onnx";
+  fixed.output = dir / ("fixed" + std::to_string(bits) + ".onnx");
+  fixed.plan.bits = bits;
+  return fixed;
+}
+
 TEST(TargetSize, FitsAndBeatsFixedBitsAtTheSameSize) {
   TempDir dir;
   build_model(dir / "in.onnx");
   for (int bits : {2, 3, 4}) {
-    QuantizeJob fixed;
-    fixed.input = dir / "in.onnx";
-    fixed.output = dir / ("fixed" + std::to_string(bits) + ".onnx");
-    fixed.plan.bits = bits;
+    const QuantizeJob fixed = fixed_job(dir, bits);
     const ModelReport f = quantize_model(fixed);
 
     QuantizeJob budget = fixed;
@@ -179,6 +187,76 @@ TEST(TargetSize, RatioCountsTheInputsExternalData) {
   EXPECT_LE(r.bytes_out, static_cast<std::uint64_t>(0.2 * static_cast<double>(whole)));
   EXPECT_GT(r.bytes_out, static_cast<std::uint64_t>(0.1 * static_cast<double>(whole)));
   EXPECT_EQ(r.bytes_out, fs::file_size(dir / "out.onnx"));
+}
+
+// A bits-per-weight budget at the bpw a fixed width produced: every weight is still quantized,
+// the written file stores at most that many bits per weight (measured from the file by the
+// check stage, independently of the pipeline's own count), and the weight SQNR measured
+// against the input is higher than the fixed width's.
+TEST(TargetBpw, FitsAndBeatsFixedBitsAtTheSameBpw) {
+  TempDir dir;
+  build_model(dir / "in.onnx");
+  for (int bits : {2, 3, 4}) {
+    const QuantizeJob fixed = fixed_job(dir, bits);
+    const ModelReport f = quantize_model(fixed);
+
+    QuantizeJob budget = fixed;
+    budget.output = dir / ("bpw" + std::to_string(bits) + ".onnx");
+    budget.target_bpw = f.bpw;
+    const ModelReport r = quantize_model(budget);
+    EXPECT_EQ(r.params_quantized, f.params_quantized) << bits;
+    EXPECT_LE(r.bpw, f.bpw) << bits;
+    const Model written = load_model(budget.output);
+    const WeightStorage storage = measure_weight_storage(written);
+    EXPECT_EQ(storage.float_tensors, 0u) << bits;
+    EXPECT_LE(storage.bpw(), f.bpw) << bits;
+    const WeightComparison cmp = compare_weights(written, load_model(dir / "in.onnx"));
+    EXPECT_NEAR(cmp.sqnr_db, r.sqnr_db, 0.01) << bits;
+    EXPECT_GT(r.sqnr_db, f.sqnr_db) << bits;
+  }
+}
+
+// Without the file's graph to pay for, fp16 codebooks are taken (they halve a codebook's
+// bytes); with --float32-codebooks they are not.
+TEST(TargetBpw, TakesHalfCodebooksUnlessTold) {
+  TempDir dir;
+  QuantizeJob job = job_on_model(dir, "out.onnx");
+  job.plan.granularity = Granularity::kTensor;
+  job.target_bpw = 4.0;
+  job.dry_run = true;
+  for (const bool half : {true, false}) {
+    job.half_levels = half;
+    const ModelReport r = quantize_model(job);
+    for (const auto& t : r.tensors) {
+      if (!t.skipped) {
+        EXPECT_EQ(t.levels_dtype, half ? "float16" : "float32") << t.name;
+      }
+    }
+    EXPECT_LE(r.bpw, 4.0);
+  }
+}
+
+TEST(TargetBpw, UnreachableBudgetNamesTheFewestBits) {
+  TempDir dir;
+  QuantizeJob job = job_on_model(dir, "out.onnx");
+  job.target_bpw = 0.5;
+  const auto e = error_of([&] { quantize_model(job); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), ErrorCode::kBadUsage);
+  EXPECT_NE(std::string(e->what()).find("fewest bits per weight reachable are about 1.0"), std::string::npos)
+      << e->what();
+  EXPECT_FALSE(fs::exists(dir / "out.onnx"));
+}
+
+TEST(TargetBpw, IsNotGivenWithTargetSize) {
+  TempDir dir;
+  QuantizeJob job = job_on_model(dir, "out.onnx");
+  job.target_bpw = 4.0;
+  job.target_size = 100000;
+  const auto e = error_of([&] { quantize_model(job); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), ErrorCode::kBadUsage);
+  EXPECT_FALSE(fs::exists(dir / "out.onnx"));
 }
 
 }  // namespace

@@ -238,6 +238,19 @@ TEST_F(CliTest, CodebookAndObjectiveOptions) {
   EXPECT_FALSE(rejects({"quantize", model(), "--objective", "weight"}));
 }
 
+TEST_F(CliTest, TargetBpwIsABudgetOfItsOwn) {
+  parse({"quantize", model(), "--target-bpw", "4.1"});
+  const auto jobs = cli::make_jobs(options_.quantize);
+  ASSERT_EQ(jobs.size(), 1u);
+  ASSERT_TRUE(jobs[0].target_bpw.has_value());
+  EXPECT_DOUBLE_EQ(*jobs[0].target_bpw, 4.1);
+  EXPECT_FALSE(jobs[0].target_size.has_value());
+  EXPECT_FALSE(jobs[0].target_ratio.has_value());
+  EXPECT_TRUE(rejects({"quantize", model(), "--target-bpw", "4", "--target-size", "0.2x"}));
+  EXPECT_TRUE(rejects({"quantize", model(), "--target-bpw", "0"}));
+  EXPECT_TRUE(rejects({"quantize", model(), "--target-bpw", "four"}));
+}
+
 TEST_F(CliTest, ZeroThreadsMeansEveryCore) {
   parse({"quantize", model()});
   EXPECT_EQ(cli::make_jobs(options_.quantize).at(0).threads, default_thread_count());

@@ -72,6 +72,7 @@ std::vector<BitPlane> pack_codes(std::span<const std::uint8_t> codes, int bits) 
   }
   return planes;
 }
+
 std::vector<std::uint8_t> unpack_codes(std::span<const BitPlane> planes, std::size_t n) {
   std::vector<std::uint8_t> codes(n, 0);
   for (const BitPlane& plane : planes) {

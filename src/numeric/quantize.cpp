@@ -4,9 +4,11 @@
 #include "pqtool/quantize.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
+#include "partial_sums.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
 #include "pqtool/sample.hpp"
@@ -72,37 +74,28 @@ double ErrorStats::sqnr_db() const {
 ErrorStats ErrorAccumulator::stats(std::size_t count) const {
   ErrorStats e;
   e.count = count;
-  e.sum_squares_signal = (signal_[0] + signal_[1]) + (signal_[2] + signal_[3]);
-  e.sum_squares_error = (error_[0] + error_[1]) + (error_[2] + error_[3]);
+  e.sum_squares_signal = pairwise_total(signal_);
+  e.sum_squares_error = pairwise_total(error_);
   e.max_abs_error = std::max(std::max(max_abs_[0], max_abs_[1]), std::max(max_abs_[2], max_abs_[3]));
   return e;
 }
-static_assert(ErrorAccumulator::kParts == 4, "stats() adds four parts");
+static_assert(ErrorAccumulator::kParts == kPartialSums, "the accumulator's parts are partial_sums.hpp's");
 
 void ErrorAccumulator::add_span(std::size_t first, std::span<const float> original,
                                 std::span<const float> reconstructed) {
   PQ_ASSERT(original.size() == reconstructed.size());
-  const std::size_t n = original.size();
-  std::size_t j = 0;
-  for (; j < n && (first + j) % kParts != 0; ++j) add(first + j, original[j], reconstructed[j]);
-  std::array<double, kParts> signal = signal_, error = error_, max_abs = max_abs_;
-  auto step = [&](std::size_t part, std::size_t k) {
+  // The parts as locals, so the compiler keeps them in registers.
+  PartialSums signal = signal_, error = error_, max_abs = max_abs_;
+  for_each_part(first, original.size(), [&](std::size_t part, std::size_t k) {
     const double w = original[k];
     const double d = w - static_cast<double>(reconstructed[k]);
     signal[part] += w * w;
     error[part] += d * d;
     max_abs[part] = std::max(max_abs[part], std::abs(d));
-  };
-  for (; j + kParts <= n; j += kParts) {
-    step(0, j);
-    step(1, j + 1);
-    step(2, j + 2);
-    step(3, j + 3);
-  }
+  });
   signal_ = signal;
   error_ = error;
   max_abs_ = max_abs;
-  for (; j < n; ++j) add(first + j, original[j], reconstructed[j]);
 }
 
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed) {
@@ -119,8 +112,14 @@ ErrorStats measure_code_error(std::span<const float> original, const Codebook& c
   // dequantize(codebook, codes).
   std::vector<float> decoded(codebook.size());
   for (std::size_t k = 0; k < decoded.size(); ++k) decoded[k] = static_cast<float>(codebook.decode(static_cast<std::uint32_t>(k)));
+  // Decoded in chunks and summed by add_span.
+  std::array<float, kMeasureChunk> chunk;
   ErrorAccumulator a;
-  for (std::size_t i = 0; i < original.size(); ++i) a.add(i, original[i], decoded[codes[i]]);
+  for (std::size_t i = 0; i < original.size(); i += kMeasureChunk) {
+    const std::size_t n = std::min(kMeasureChunk, original.size() - i);
+    for (std::size_t j = 0; j < n; ++j) chunk[j] = decoded[codes[i + j]];
+    a.add_span(i, original.subspan(i, n), std::span<const float>(chunk.data(), n));
+  }
   return a.stats(original.size());
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 
+#include "partial_sums.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
 #include "pqtool/sample.hpp"
@@ -139,22 +140,14 @@ double encode_group(std::span<const float> group, const Codebook& codebook, cons
 /// a positive number. (Four partial sums, j mod 4, so that the adds do not wait on each other.)
 double least_squares_scale(std::span<const float> group, std::span<const std::uint8_t> codes,
                            const Codebook& codebook) {
-  double wc[4] = {}, cc[4] = {};
-  auto add = [&](std::size_t part, std::size_t j) {
+  PartialSums wc{}, cc{};
+  for_each_part(0, group.size(), [&](std::size_t part, std::size_t j) {
     const double c = codebook.decode(codes[j]);
     wc[part] += group[j] * c;
     cc[part] += c * c;
-  };
-  std::size_t j = 0;
-  for (; j + 4 <= group.size(); j += 4) {
-    add(0, j);
-    add(1, j + 1);
-    add(2, j + 2);
-    add(3, j + 3);
-  }
-  for (; j < group.size(); ++j) add(j % 4, j);
-  const double sum_wc = (wc[0] + wc[1]) + (wc[2] + wc[3]);
-  const double sum_cc = (cc[0] + cc[1]) + (cc[2] + cc[3]);
+  });
+  const double sum_wc = pairwise_total(wc);
+  const double sum_cc = pairwise_total(cc);
   return sum_wc > 0.0 && sum_cc > 0.0 ? sum_wc / sum_cc : 0.0;
 }
 
@@ -267,8 +260,7 @@ ErrorStats measure_scaled_error(std::span<const float> values, const ScaledQuant
   std::vector<float> level(q.codebook.size());
   for (std::size_t k = 0; k < level.size(); ++k) level[k] = static_cast<float>(q.codebook.decode(static_cast<std::uint32_t>(k)));
   // The reconstruction a chunk at a time (for_each_group goes in memory order).
-  constexpr std::size_t kChunk = 1024;
-  std::array<float, kChunk> chunk;
+  std::array<float, kMeasureChunk> chunk;
   std::size_t first = 0, filled = 0;
   ErrorAccumulator a;
   auto flush = [&] {
@@ -278,15 +270,11 @@ ErrorStats measure_scaled_error(std::span<const float> values, const ScaledQuant
   };
   for_each_group(layout, [&](std::size_t g, std::size_t i) {
     chunk[i - first] = level[q.codes[i]] * q.scales[g];
-    if (++filled == kChunk) flush();
+    if (++filled == kMeasureChunk) flush();
   });
   flush();
   return a.stats(values.size());
 }
-
-}  // namespace
-
-namespace {
 
 // The sampled solve's precision for its levels: the weight's own, or fp16 for a float32 weight
 // whose centroid levels (update_levels) pass half_levels_suffice against the error they leave

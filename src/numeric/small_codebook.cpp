@@ -3,7 +3,8 @@
 // The kernels work on W lanes, W = 8 or 16, as GCC/Clang vectors. They are always inlined into
 // entry points compiled for AVX-512 (W = 16: one ZMM register, one permute for a 16-entry table,
 // compares into mask registers), for AVX2 (W = 8) and for the baseline (W = 8 on two SSE
-// registers), one picked at run time. All do the same float operations on every value in the
+// registers, searching lane by lane: without AVX2 compilers emulate the permutes slowly), one
+// picked at run time. All do the same float operations on every value in the
 // same order (no fused multiply-add) and sum in the same order, so results do not depend on the
 // machine: values go 32 at a time (four 8-lane chunks e0 … e3, or two 16-lane ones holding e0|e1
 // and e2|e3), added lane-wise as (e0 + e1) + (e2 + e3) before one horizontal sum of eight lanes.

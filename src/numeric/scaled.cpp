@@ -50,8 +50,6 @@ constexpr int kRoundsBeforeLogScales = 4;
 /// Grid points tried on each side of the current scale after the first round (on PP-OCR det/rec
 /// at 4 bits 0.03 dB below searching the whole range again, a third less time).
 constexpr long kScaleLocalSearch = 2;
-/// A candidate scale's running error is compared with the best so far every 8 elements.
-constexpr std::size_t kBoundCheckMask = 7;
 /// Least-squares steps (codes, then the scale for them) from ρ·RMS in the sampled solve. (One
 /// step instead of two saved 3% of the 100M model's time at 4 bits at no loss there, but cost
 /// 0.02 dB at 8 bits and put the sampled-solve test's 4-bit case 0.14 dB below the full solve.)
@@ -107,35 +105,6 @@ ScaleWindow scale_window(std::vector<int> present, int scale_bits) {
   return w;
 }
 
-/// Σ_j (w_j − s·c[q_j])² over one group's values with codes re-chosen for scale s, by
-/// Codebook's binary search (codebooks the small codebook cannot take); stops once the sum
-/// reaches `bound`.
-double group_error(std::span<const float> group, const Codebook& codebook, double s, double bound) {
-  const double inverse = 1.0 / s;
-  double e = 0.0;
-  for (std::size_t j = 0; j < group.size(); ++j) {
-    const double w = group[j];
-    const double d = w - s * codebook.decode(codebook.encode(w * inverse));
-    e += d * d;
-    if ((j & kBoundCheckMask) == kBoundCheckMask && e >= bound) return e;
-  }
-  return e;
-}
-
-/// Codes of one group for scale s (nearest level of w / s) into `codes`; returns the error.
-double encode_group(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small, double s,
-                    std::span<std::uint8_t> codes) {
-  if (small != nullptr) return small->encode(group, static_cast<float>(s), codes);
-  double e = 0.0;
-  for (std::size_t j = 0; j < group.size(); ++j) {
-    const std::uint32_t q = codebook.encode(s > 0.0 ? group[j] / s : 0.0);
-    codes[j] = static_cast<std::uint8_t>(q);
-    const double d = group[j] - s * codebook.decode(q);
-    e += d * d;
-  }
-  return e;
-}
-
 /// The least-squares scale Σ w·c[q] / Σ c[q]² of one group for its codes; 0 where that is not
 /// a positive number. (Four partial sums, j mod 4, so that the adds do not wait on each other.)
 double least_squares_scale(std::span<const float> group, std::span<const std::uint8_t> codes,
@@ -153,24 +122,17 @@ double least_squares_scale(std::span<const float> group, std::span<const std::ui
 
 /// The search for one group's scale code on the grid scale_values[0 … last]: it starts from the
 /// group's current code and takes a candidate only when strictly better, in the order tried.
-/// With a small codebook the candidates (the current one first) are gathered and go to
-/// SmallCodebook::scaled_errors in batches when best() is asked; otherwise a candidate's sum stops
-/// as soon as it reaches the best error so far (group_error's bound). Either way the choice is
-/// that of trying them one by one.
+/// The candidates (the current one first) are gathered and go to SmallCodebook::scaled_errors in
+/// batches when best() is asked; the choice is that of trying them one by one.
 class ScaleSearch {
  public:
-  ScaleSearch(std::span<const float> group, const Codebook& codebook, const SmallCodebook* small,
-              std::span<const double> scale_values, int current)
-      : group_(group), codebook_(codebook), small_(small), scale_values_(scale_values), best_(current) {
-    if (small_ != nullptr) {
-      push(current);  // first in the batch; taken against an error of +∞
-    } else {
-      best_error_ = group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(current)],
-                                std::numeric_limits<double>::infinity());
-    }
+  ScaleSearch(std::span<const float> group, const SmallCodebook& small, std::span<const double> scale_values,
+              int current)
+      : group_(group), small_(small), scale_values_(scale_values), best_(current) {
+    push(current);  // first in the batch; taken against an error of +∞
   }
 
-  /// Candidates first … last, clamped to the grid (with a small codebook, evaluated by best()).
+  /// Candidates first … last, clamped to the grid (evaluated by best()).
   void range(long first, long last) {
     const auto top = static_cast<long>(scale_values_.size()) - 1;
     int previous = -1;
@@ -178,11 +140,7 @@ class ScaleSearch {
       const auto c = static_cast<int>(std::clamp(k, 0L, top));
       if (c == best_ || c == previous) continue;
       previous = c;
-      if (small_ == nullptr) {
-        take(c, group_error(group_, codebook_, scale_values_[static_cast<std::size_t>(c)], best_error_));
-      } else {
-        push(c);
-      }
+      push(c);
     }
   }
   int best() {
@@ -207,15 +165,14 @@ class ScaleSearch {
   }
   void flush() {
     if (pending_ == 0) return;
-    small_->scaled_errors(group_, std::span<const float>(scales_.data(), pending_),
+    small_.scaled_errors(group_, std::span<const float>(scales_.data(), pending_),
                           std::span<double>(errors_.data(), pending_));
     for (std::size_t i = 0; i < pending_; ++i) take(candidates_[i], errors_[i]);
     pending_ = 0;
   }
 
   std::span<const float> group_;
-  const Codebook& codebook_;
-  const SmallCodebook* small_;
+  const SmallCodebook& small_;
   std::span<const double> scale_values_;
   int best_;
   double best_error_ = std::numeric_limits<double>::infinity();
@@ -330,8 +287,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   const double rho = ratio[ratio.size() / 2];
   // 3. Every group's estimate: from ρ·RMS, a few least-squares steps (codes for the scale, the
   //    scale for the codes) against the sample's codebook; the scale window over them.
-  const std::optional<SmallCodebook> sample_small =
-      SmallCodebook::fits(sub.codebook) ? std::optional<SmallCodebook>(sub.codebook) : std::nullopt;
+  const SmallCodebook sample_small(sub.codebook);
   std::vector<double> estimate(groups, 0.0);
   std::vector<int> present;
   std::vector<std::uint8_t> group_codes(block);
@@ -342,7 +298,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
     sum_squares += rms * rms * static_cast<double>(block);
     double s = rho * rms;
     for (int step = 0; step < kSampledLeastSquaresSteps && s > 0.0; ++step) {
-      encode_group(group, sub.codebook, sample_small ? &*sample_small : nullptr, s, group_codes);
+      sample_small.encode(group, static_cast<float>(s), group_codes);
       if (const double least_squares = least_squares_scale(group, group_codes, sub.codebook); least_squares > 0.0) {
         s = least_squares;
       }
@@ -371,8 +327,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
   const std::size_t levels = sub.codebook.size();
   Codebook codebook = sub.codebook;
-  std::optional<SmallCodebook> small;
-  if (SmallCodebook::fits(codebook)) small.emplace(codebook);
+  std::optional<SmallCodebook> small(codebook);
   // 4. Every group: the grid from half to twice its estimate against the sample's codebook;
   //    codes for the best, and the level sums Σ s·w and Σ s² of each cell (step 2's terms).
   std::vector<double> num(levels, 0.0), den(levels, 0.0);
@@ -382,13 +337,12 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       code[g] = 0;  // an all-zero group: the smallest scale, as in the full solve
     } else {
       const auto below = static_cast<long>(std::floor(grid_position(estimate[g])));
-      ScaleSearch search(group, codebook, small ? &*small : nullptr, scale_values,
-                         clamp_code(std::lround(grid_position(estimate[g]))));
+      ScaleSearch search(group, *small, scale_values, clamp_code(std::lround(grid_position(estimate[g]))));
       search.range(below - reach + 1, below + reach);
       code[g] = search.best();
     }
     const double s = value_of(code[g]);
-    encode_group(group, codebook, small ? &*small : nullptr, s, group_codes);
+    small->encode(group, static_cast<float>(s), group_codes);
     store_codes(g);
     for (std::size_t j = 0; j < block; ++j) {
       num[group_codes[j]] += s * group[j];
@@ -409,8 +363,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   r.level_precision = storage_precision(params, update_levels, stored, sum_squares, std::max(centroid_error, 0.0));
   for (double& v : stored) v = round_to_precision(v, r.level_precision);
   r.codebook = Codebook(std::move(stored));
-  small.reset();
-  if (SmallCodebook::fits(r.codebook)) small.emplace(r.codebook);
+  small.emplace(r.codebook);
   // 6. Every group again: next to its scale and its least-squares scale for the new levels
   //    (step 3 with the codes of step 4), then its final codes.
   for (std::size_t g = 0; g < groups; ++g) {
@@ -419,7 +372,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       const std::size_t start = group_start(layout, g);
       for (std::size_t j = 0; j < block; ++j) group_codes[j] = r.codes[start + j * layout.post];
       const double least_squares = least_squares_scale(group, group_codes, r.codebook);
-      ScaleSearch search(group, r.codebook, small ? &*small : nullptr, scale_values, code[g]);
+      ScaleSearch search(group, *small, scale_values, code[g]);
       search.range(code[g] - kScaleLocalSearch, code[g] + kScaleLocalSearch);
       if (least_squares > 0.0) {
         const auto below = static_cast<long>(std::floor(grid_position(least_squares)));
@@ -427,7 +380,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       }
       code[g] = search.best();
     }
-    encode_group(group, r.codebook, small ? &*small : nullptr, value_of(code[g]), group_codes);
+    small->encode(group, static_cast<float>(value_of(code[g])), group_codes);
     store_codes(g);
   }
   r.scale_codes.assign(code.begin(), code.end());
@@ -509,46 +462,34 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
   r.codes.assign(values.size(), 0);
   std::vector<double> num(std::max(levels, groups));
   std::vector<double> den(std::max(levels, groups));
-  // Codebooks of up to 256 levels encode 8 or 16 values at a time (small_codebook.hpp); larger
-  // ones by Codebook's binary search. Rebuilt when levels move.
+  // Codes are chosen 8 or 16 values at a time (small_codebook.hpp); rebuilt when levels move.
   std::optional<SmallCodebook> small;
   auto set_codebook = [&](Codebook c) {
     codebook = std::move(c);
-    small.reset();
-    if (SmallCodebook::fits(codebook)) small.emplace(codebook);
+    small.emplace(codebook);
   };
   set_codebook(std::move(codebook));
   std::vector<float> scale_lanes(layout.post > 1 ? groups : 0);
   // Codes given levels and scales (nearest level), returning the squared error they leave.
   auto assign_sse = [&] {
     double e = 0.0;
-    if (small) {
-      const std::span<std::uint8_t> codes(r.codes);
-      if (layout.post == 1) {  // every group is `block` consecutive values
-        for (std::size_t g = 0; g < groups; ++g) {
-          const std::size_t first = g * layout.block;
-          e += small->encode(values.subspan(first, layout.block), static_cast<float>(scale[g]),
-                             codes.subspan(first, layout.block));
-        }
-      } else {  // a row of `post` consecutive values belongs to `post` consecutive groups
-        std::copy(scale.begin(), scale.end(), scale_lanes.begin());
-        for (std::size_t row = 0; row < layout.pre * layout.groups * layout.block; ++row) {
-          const std::size_t first_group = (row / layout.block) * layout.post;
-          const std::size_t first = row * layout.post;
-          e += small->encode(values.subspan(first, layout.post),
-                             std::span<const float>(scale_lanes).subspan(first_group, layout.post),
-                             codes.subspan(first, layout.post));
-        }
+    const std::span<std::uint8_t> codes(r.codes);
+    if (layout.post == 1) {  // every group is `block` consecutive values
+      for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t first = g * layout.block;
+        e += small->encode(values.subspan(first, layout.block), static_cast<float>(scale[g]),
+                           codes.subspan(first, layout.block));
       }
-      return e;
+    } else {  // a row of `post` consecutive values belongs to `post` consecutive groups
+      std::copy(scale.begin(), scale.end(), scale_lanes.begin());
+      for (std::size_t row = 0; row < layout.pre * layout.groups * layout.block; ++row) {
+        const std::size_t first_group = (row / layout.block) * layout.post;
+        const std::size_t first = row * layout.post;
+        e += small->encode(values.subspan(first, layout.post),
+                           std::span<const float>(scale_lanes).subspan(first_group, layout.post),
+                           codes.subspan(first, layout.post));
+      }
     }
-    for_each_group(layout, [&](std::size_t g, std::size_t i) {
-      const double x = scale[g] > 0.0 ? static_cast<double>(values[i]) / scale[g] : 0.0;
-      const std::uint32_t q = codebook.encode(x);
-      r.codes[i] = static_cast<std::uint8_t>(q);
-      const double d = values[i] - scale[g] * codebook.decode(q);
-      e += d * d;
-    });
     return e;
   };
   // Levels given codes and scales: the s-weighted centroid of each cell.
@@ -620,9 +561,8 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
     };
     auto grid_position = [&](double s) { return (exponent_of(s) - r.scale_base) / stride; };
     for (std::size_t g = 0; g < groups; ++g) set_code(g, zero_group[g] ? 0 : std::lround(grid_position(scale[g])));
-    // Σ_j (w_j − s·c[q_j])² over group g with codes re-chosen for scale s.
-    // The group's values are copied out once (a MatMul group strides through memory), and a
-    // candidate stops being summed once it cannot beat `bound`.
+    // Each group's values are copied out once for its scale search (a MatMul group strides
+    // through memory).
     std::vector<float> group_values(layout.block);
     auto load_group = [&](std::size_t g) {
       const std::size_t start = group_start(layout, g);
@@ -637,12 +577,12 @@ ScaledQuantization quantize_scaled(std::span<const float> values, const GroupLay
         if (!(den[g] > 0.0 && num[g] > 0.0)) continue;
         const auto below = static_cast<long>(std::floor(grid_position(num[g] / den[g])));
         load_group(g);
-        ScaleSearch search(group_values, codebook, small ? &*small : nullptr, scale_values, code[g]);
+        ScaleSearch search(group_values, *small, scale_values, code[g]);
         // The first round searches the whole range; later ones, where the codebook has moved
         // little, only next to the current scale and the new least-squares one.
         if (round == 0) {
           // (Every other grid point, then the ones next to the best, cost cls 0.02 dB and saved
-          // 3% of the time: the bound already stops far candidates early.)
+          // 3% of the time.)
           const long reach = std::max(1L, kScaleSearch / stride);
           search.range(below - reach + 1, below + reach);
         } else {

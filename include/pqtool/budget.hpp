@@ -1,7 +1,7 @@
-// Bit allocation under a size budget (`--target-size`): each tensor offers options — bits per
-// weight and what they cost in bytes and in squared error — and the allocator picks one option
-// per tensor to minimise the total squared error Σ SSE (so maximise the aggregate SQNR) while the
-// total bytes stay within the budget.
+// Bit allocation under a budget (`--target-size`, `--target-bpw`): each tensor offers options —
+// bits per weight and what they cost in bytes and in squared error — and the allocator picks one
+// option per tensor to minimise the total squared error Σ SSE (so maximise the aggregate SQNR)
+// while the total bytes stay within the budget.
 #pragma once
 
 #include <cstdint>

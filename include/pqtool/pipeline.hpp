@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <cstdint>
 #include <functional>
+#include <array>
+#include <string_view>
 #include <optional>
 #include <string>
 
@@ -20,6 +22,20 @@ enum class BudgetObjective {
   kWeightError,    ///< Σ over tensors of Σ(w − ŵ)²: the aggregate weight SQNR
   kRelativeError,  ///< Σ over tensors of Σ(w − ŵ)² / Σw²: every layer's noise-to-signal ratio alike
 };
+
+struct ObjectiveInfo {
+  BudgetObjective objective;
+  std::string_view name;  ///< as --objective takes it
+};
+inline constexpr std::array<ObjectiveInfo, 2> kObjectives{{
+    {BudgetObjective::kWeightError, "weight"},
+    {BudgetObjective::kRelativeError, "relative"},
+}};
+std::string_view to_string(BudgetObjective objective);
+std::optional<BudgetObjective> parse_objective(std::string_view name);
+
+/// The largest --target-bpw: more than any stored weight type needs (float64).
+constexpr double kMaxTargetBpw = 64.0;
 
 struct QuantizeJob {
   std::filesystem::path input;

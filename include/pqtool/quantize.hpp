@@ -127,9 +127,6 @@ class ErrorAccumulator {
   std::array<double, kParts> signal_{}, error_{}, max_abs_{};
 };
 
-/// Values the measures that do not hold a reconstruction decode at a time for add_span.
-constexpr std::size_t kMeasureChunk = 1024;
-
 ErrorStats measure_error(std::span<const float> original, std::span<const float> reconstructed);
 /// measure_error(original, dequantize(codebook, codes)) without materialising the
 /// reconstruction (the same arithmetic, so the same result to the last bit).

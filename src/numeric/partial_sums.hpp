@@ -11,6 +11,9 @@
 namespace pqtool {
 
 constexpr std::size_t kPartialSums = 4;
+/// Measures that do not hold the whole reconstruction decode this many values into a buffer
+/// before handing them to ErrorAccumulator::add_span.
+constexpr std::size_t kMeasureChunk = 1024;
 using PartialSums = std::array<double, kPartialSums>;
 
 inline double pairwise_total(const PartialSums& p) { return (p[0] + p[1]) + (p[2] + p[3]); }

@@ -326,8 +326,6 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   const long reach = std::max(1L, kScaleSearch / window.stride);
   const bool update_levels = params.method != Method::kParametric && params.method != Method::kUniform;
   const std::size_t levels = sub.codebook.size();
-  Codebook codebook = sub.codebook;
-  std::optional<SmallCodebook> small(codebook);
   // 4. Every group: the grid from half to twice its estimate against the sample's codebook;
   //    codes for the best, and the level sums Σ s·w and Σ s² of each cell (step 2's terms).
   std::vector<double> num(levels, 0.0), den(levels, 0.0);
@@ -337,12 +335,12 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       code[g] = 0;  // an all-zero group: the smallest scale, as in the full solve
     } else {
       const auto below = static_cast<long>(std::floor(grid_position(estimate[g])));
-      ScaleSearch search(group, *small, scale_values, clamp_code(std::lround(grid_position(estimate[g]))));
+      ScaleSearch search(group, sample_small, scale_values, clamp_code(std::lround(grid_position(estimate[g]))));
       search.range(below - reach + 1, below + reach);
       code[g] = search.best();
     }
     const double s = value_of(code[g]);
-    small->encode(group, static_cast<float>(s), group_codes);
+    sample_small.encode(group, static_cast<float>(s), group_codes);
     store_codes(g);
     for (std::size_t j = 0; j < block; ++j) {
       num[group_codes[j]] += s * group[j];
@@ -352,7 +350,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   // 5. Levels: the centroids over the whole tensor, rounded to their storage precision. At the
   //    centroids the error left is Σw² − Σ_k (Σ s·w)²/Σ s² (step 2's terms), which decides
   //    whether fp16 levels suffice.
-  std::vector<double> stored(codebook.levels().begin(), codebook.levels().end());
+  std::vector<double> stored(sub.codebook.levels().begin(), sub.codebook.levels().end());
   double centroid_error = sum_squares;
   for (std::size_t k = 0; k < levels; ++k) {
     if (update_levels && den[k] > 0.0) {
@@ -363,7 +361,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
   r.level_precision = storage_precision(params, update_levels, stored, sum_squares, std::max(centroid_error, 0.0));
   for (double& v : stored) v = round_to_precision(v, r.level_precision);
   r.codebook = Codebook(std::move(stored));
-  small.emplace(r.codebook);
+  const SmallCodebook final_small(r.codebook);
   // 6. Every group again: next to its scale and its least-squares scale for the new levels
   //    (step 3 with the codes of step 4), then its final codes.
   for (std::size_t g = 0; g < groups; ++g) {
@@ -372,7 +370,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       const std::size_t start = group_start(layout, g);
       for (std::size_t j = 0; j < block; ++j) group_codes[j] = r.codes[start + j * layout.post];
       const double least_squares = least_squares_scale(group, group_codes, r.codebook);
-      ScaleSearch search(group, *small, scale_values, code[g]);
+      ScaleSearch search(group, final_small, scale_values, code[g]);
       search.range(code[g] - kScaleLocalSearch, code[g] + kScaleLocalSearch);
       if (least_squares > 0.0) {
         const auto below = static_cast<long>(std::floor(grid_position(least_squares)));
@@ -380,7 +378,7 @@ std::optional<ScaledQuantization> quantize_scaled_sampled(std::span<const float>
       }
       code[g] = search.best();
     }
-    small->encode(group, static_cast<float>(value_of(code[g])), group_codes);
+    final_small.encode(group, static_cast<float>(value_of(code[g])), group_codes);
     store_codes(g);
   }
   r.scale_codes.assign(code.begin(), code.end());

@@ -43,7 +43,7 @@ std::string output_metadata(const QuantizeJob& job) {
   nlohmann::json overrides = nlohmann::json::array();
   for (const BitsOverride& o : job.plan.overrides) overrides.push_back(fmt::format("{}={}", o.pattern, o.bits));
   // nlohmann::json objects keep their keys sorted, so the text is deterministic.
-  const nlohmann::json j = {
+  nlohmann::json j = {
       {"version", PQTOOL_VERSION},
       {"bits", job.plan.bits},
       {"method", std::string(to_string(job.plan.method))},
@@ -58,10 +58,13 @@ std::string output_metadata(const QuantizeJob& job) {
       {"external_data", job.external_data},
       {"target_size", job.target_size ? nlohmann::json(*job.target_size) : nlohmann::json(nullptr)},
       {"target_ratio", job.target_ratio ? nlohmann::json(*job.target_ratio) : nlohmann::json(nullptr)},
-      {"target_bpw", job.target_bpw ? nlohmann::json(*job.target_bpw) : nlohmann::json(nullptr)},
-      {"objective", job.objective == BudgetObjective::kRelativeError ? "relative" : "weight"},
-      {"half_levels", job.half_levels},
   };
+  // Options added since the first release are recorded only when they differ from their
+  // defaults, so outputs written before them are still recognised, and the metadata (which a
+  // size budget counts) keeps its length for default settings.
+  if (job.target_bpw) j["target_bpw"] = *job.target_bpw;
+  if (job.objective != BudgetObjective::kWeightError) j["objective"] = std::string(to_string(job.objective));
+  if (!job.half_levels) j["half_levels"] = false;
   return j.dump();
 }
 

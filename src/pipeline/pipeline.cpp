@@ -22,8 +22,8 @@
 namespace pqtool {
 namespace {
 
-/// A size budget re-allocates and rewrites at most this many times to absorb the estimate of
-/// the file's non-weight bytes.
+/// A budget re-allocates and rewrites at most this many times to absorb the estimate of the
+/// file's non-weight bytes (a size budget) or of the shared tables (both).
 constexpr int kMaxBudgetAttempts = 8;
 /// After a fitting attempt, the unused bytes go back to the weights at most this many times,
 /// and only when they are at least kBudgetMinRetrySlack bytes and 1/kBudgetRetrySlackDivisor of
@@ -43,6 +43,8 @@ constexpr double kMaxGraphRescale = 2.0;
 constexpr std::uint64_t kMetadataFramingBytes = 8;
 /// Bytes of a shared unpack table's node (its Cast and names) beyond the table itself.
 constexpr std::uint64_t kTableNodeBytes = 70;
+/// 2^64 as a double: the first value a uint64 cannot hold.
+constexpr double kTwoTo64 = 0x1p64;
 /// Plane widths with a shared unpack table (as bit flags: width w is flag w).
 constexpr unsigned kTableWidths[] = {1, 2, 4};
 constexpr unsigned kAllTables = 1 | 2 | 4;
@@ -179,8 +181,11 @@ QuantizeJob resolve_format(QuantizeJob job) {
   }
   PQ_CHECK(!job.target_bpw || (!job.target_size && !job.target_ratio), ErrorCode::kBadUsage,
            "--target-bpw and --target-size are two budgets; give one");
-  PQ_CHECK(!job.target_bpw || (std::isfinite(*job.target_bpw) && *job.target_bpw > 0.0), ErrorCode::kBadUsage,
-           "--target-bpw must be a positive number of bits per weight");
+  PQ_CHECK(!job.target_bpw || (*job.target_bpw > 0.0 && *job.target_bpw <= kMaxTargetBpw), ErrorCode::kBadUsage,
+           "--target-bpw must be a number of bits per weight in (0, {}]", kMaxTargetBpw);
+  // fake stores float weights in place: there are no stored bits per weight to budget.
+  PQ_CHECK(!job.target_bpw || job.format != Format::kFake, ErrorCode::kBadUsage,
+           "--target-bpw counts stored bits per weight; --format fake stores the weights as floats");
   if (job.format == Format::kFp16) {
     PQ_CHECK(!job.target_size && !job.target_ratio && !job.target_bpw, ErrorCode::kBadUsage,
              "--target-size and --target-bpw choose bit widths; they do not apply to fp16");
@@ -204,17 +209,19 @@ unsigned tables_needed(Format format, int bits, int scale_bits) {
   return flags;
 }
 
-// Bytes of the shared unpack tables in `flags`, with their nodes.
-std::uint64_t table_bytes(unsigned flags) {
+// Bytes of the shared unpack tables in `flags`, with their nodes when `with_nodes` (a size
+// budget; bits per weight count the tables alone).
+std::uint64_t table_bytes(unsigned flags, bool with_nodes) {
   std::uint64_t bytes = 0;
   for (unsigned w : kTableWidths) {
-    if (flags & w) bytes += unpack_table_bytes(static_cast<int>(w)) + kTableNodeBytes;
+    if (flags & w) bytes += unpack_table_bytes(static_cast<int>(w)) + (with_nodes ? kTableNodeBytes : 0);
   }
   return bytes;
 }
 
-// Every weight's options under a size budget, with the shared tables each option needs.
+// Every weight's options under a budget, with the shared tables each option needs.
 struct OptionCurves {
+  bool count_nodes = true;                         ///< a size budget: the tables' nodes count too
   std::vector<BudgetTensor> tensors;
   std::vector<std::vector<unsigned>> tables;       ///< [k][i]: tables_needed of tensors[k].options[i]
   std::vector<std::vector<std::uint64_t>> graph;   ///< [k][i]: the estimated subgraph bytes in its bytes
@@ -250,7 +257,7 @@ BudgetResult allocate_with_tables(const OptionCurves& curves, std::uint64_t budg
   for (unsigned flags = 0; flags <= kAllTables; ++flags) {
     // A table no option needs only takes bytes: such a set is never better than its subset.
     if ((flags & ~used) != 0) continue;
-    const std::uint64_t tables = table_bytes(flags);
+    const std::uint64_t tables = table_bytes(flags, curves.count_nodes);
     std::vector<BudgetTensor> allowed(curves.tensors.size());
     std::vector<std::vector<std::size_t>> index(curves.tensors.size());
     for (std::size_t k = 0; k < curves.tensors.size(); ++k) {
@@ -277,6 +284,7 @@ BudgetResult allocate_with_tables(const OptionCurves& curves, std::uint64_t budg
 OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& tensors, const Plan& plan,
                            const std::vector<std::size_t>& todo, const QuantizeJob& job) {
   OptionCurves out;
+  out.count_nodes = !job.target_bpw;
   out.tables.resize(todo.size());
   out.graph.resize(todo.size());
   std::vector<BudgetTensor>& curves = out.tensors;
@@ -328,6 +336,21 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
 
 }  // namespace
 
+std::string_view to_string(BudgetObjective objective) {
+  for (const ObjectiveInfo& info : kObjectives) {
+    if (info.objective == objective) return info.name;
+  }
+  PQ_ASSERT(false);
+  return {};
+}
+
+std::optional<BudgetObjective> parse_objective(std::string_view name) {
+  for (const ObjectiveInfo& info : kObjectives) {
+    if (info.name == name) return info.objective;
+  }
+  return std::nullopt;
+}
+
 int default_thread_count() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
@@ -369,7 +392,10 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   report.opset = model.opset();
   report.bytes_in = model.file_bytes;
   // A relative budget counts the input's external data too.
-  if (job.target_ratio) job.target_size = static_cast<std::uint64_t>(*job.target_ratio * static_cast<double>(model.file_bytes));
+  if (job.target_ratio) {
+    const double bytes = *job.target_ratio * static_cast<double>(model.file_bytes);
+    job.target_size = bytes < kTwoTo64 ? static_cast<std::uint64_t>(bytes) : std::numeric_limits<std::uint64_t>::max();
+  }
   // A budget needs the bytes the fold removes (BatchNormalization parameters), measured on the
   // serialized message before and after.
   const bool size_budget = job.target_size.has_value();
@@ -421,7 +447,10 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       elements += tensors[idx].elements;
     }
     if (job.target_bpw) {
+      // The most bytes whose bits per weight, computed as the report computes them, stay within.
+      auto bpw_of = [&](std::uint64_t bytes) { return 8.0 * static_cast<double>(bytes) / static_cast<double>(elements); };
       limit = static_cast<std::uint64_t>(std::floor(*job.target_bpw * static_cast<double>(elements) / 8.0));
+      while (limit > 0 && bpw_of(limit) > *job.target_bpw) --limit;
       weight_budget = limit;
     } else {
       // The rest of the file (the shared tables are counted by the allocation), with the
@@ -451,7 +480,14 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   // The subgraph estimates are corrected from each attempt's real size: the whole difference
   // between the written and the estimated file is put on the chosen options' subgraphs.
   double graph_scale = job.target_bpw ? 0.0 : 1.0;
-  std::uint64_t estimated_bytes = 0;
+  std::int64_t estimated_bytes = 0;
+  // The measured size an allocation of `alloc_bytes` is expected to give: the bytes besides the
+  // weights and tables (limit − weight_budget, corrected by each attempt's miss; it may be
+  // negative once a bits-per-weight budget has been loosened) plus the allocation.
+  auto estimate_of = [&](std::uint64_t alloc_bytes) {
+    return static_cast<std::int64_t>(limit) - static_cast<std::int64_t>(weight_budget) +
+           static_cast<std::int64_t>(alloc_bytes);
+  };
   double chosen_graph = 0.0;
   std::vector<std::size_t> previous_choice;
   for (int attempt = 0;; ++attempt) {
@@ -459,7 +495,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       const OptionCurves scaled = with_graph_scale(curves, graph_scale);
       const BudgetResult alloc = allocate_with_tables(scaled, weight_budget);
       if (!alloc.feasible) {
-        const std::uint64_t smallest = limit - weight_budget + alloc.bytes;
+        const auto smallest = static_cast<std::uint64_t>(std::max<std::int64_t>(0, estimate_of(alloc.bytes)));
         if (job.target_bpw) {
           throw Error(ErrorCode::kBadUsage,
                       fmt::format("{}: --target-bpw {} cannot be reached; the fewest bits per weight reachable are "
@@ -473,7 +509,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       }
       if (fitting && alloc.choice == previous_choice) break;  // nothing left to change
       previous_choice = alloc.choice;
-      estimated_bytes = limit - weight_budget + alloc.bytes;
+      estimated_bytes = estimate_of(alloc.bytes);
       chosen_graph = 0.0;
       for (std::size_t k = 0; k < todo.size(); ++k) chosen_graph += static_cast<double>(scaled.graph[k][alloc.choice[k]]);
       plan.entries = planned;
@@ -483,7 +519,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
         e.bits = option.bits;
         if (option.per_tensor) {
           e.granularity = Granularity::kTensor;
-          e.note = "one codebook per tensor: the size budget prefers it to scales";
+          e.note = "one codebook per tensor: the budget prefers it to scales";
         }
         if (e.bits == 0) {
           e.quantize = false;
@@ -500,7 +536,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
     }
     // 3. Read, fit, solve and encode each weight. The largest weights go first, so the last ones
     //    to finish are small and no thread idles behind a big one; every result lands in its own
-    //    slot k, so the output does not depend on the order or the thread count. Without a size
+    //    slot k, so the output does not depend on the order or the thread count. Without a
     //    budget the model is quantized once, and each weight's payload is freed as soon as it is
     //    read: the rewrite needs only its name, type and shape.
     std::vector<QuantizedWeight> quantized(chosen.size());

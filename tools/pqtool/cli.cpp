@@ -74,12 +74,12 @@ std::unique_ptr<CLI::App> make_app(Options& o) {
   cmd->add_option("--target-bpw", q.target_bpw,
                   "budget in bits per weight as the report counts them (codes, codebooks, scales and shared "
                   "tables over the quantized weights; not the graph's nodes), e.g. 4.1")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(0.0, kMaxTargetBpw) & CLI::PositiveNumber)
       ->excludes(target_size);
   cmd->add_option("--objective", q.objective,
                   "what --target-size or --target-bpw minimises: weight (total squared weight error) or relative (the sum over "
                   "weights of their error-to-signal ratio)")
-      ->check(CLI::IsMember({"weight", "relative"}))
+      ->check(CLI::IsMember(names_of(kObjectives)))
       ->capture_default_str();
   cmd->add_option("--bits-override", q.bits_override, "REGEX=N: N bits for matching tensors, last match wins")
       ->allow_extra_args(false);
@@ -145,7 +145,7 @@ std::vector<QuantizeJob> make_jobs(const QuantizeOptions& q) {
     job.external_data = q.external_data;
     job.fold_batchnorm = !q.no_fold_batchnorm;
     job.half_levels = !q.float32_codebooks;
-    job.objective = q.objective == "relative" ? BudgetObjective::kRelativeError : BudgetObjective::kWeightError;
+    job.objective = parse_objective(q.objective).value_or(BudgetObjective::kWeightError);
     if (!q.target_size.empty()) {
       const SizeLimit limit = parse_size(q.target_size);
       if (limit.is_ratio()) {

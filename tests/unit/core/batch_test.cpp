@@ -223,6 +223,8 @@ TEST_F(BatchTest, AnOutputFromOtherOptionsOrNotFromPqtoolIsNotSkipped) {
   const Result other = pqtool("quantize " + alpha + " --bits 3 --out-dir " + quote(out().string()), scratch_);
   EXPECT_EQ(other.exit_code, kExitFailed) << other.err;
   EXPECT_NE(other.err.find("other options"), std::string::npos) << other.err;
+  const Result relative = pqtool("quantize " + alpha + " --objective relative --out-dir " + quote(out().string()), scratch_);
+  EXPECT_EQ(relative.exit_code, kExitFailed) << relative.err;
   // A plain model (not written by pqtool) in the output's place is not overwritten either.
   save_model(out() / "beta.onnx", 9);
   const std::string before = read_file(out() / "beta.onnx");
@@ -231,6 +233,26 @@ TEST_F(BatchTest, AnOutputFromOtherOptionsOrNotFromPqtoolIsNotSkipped) {
   EXPECT_EQ(foreign.exit_code, kExitFailed) << foreign.err;
   EXPECT_NE(foreign.err.find("not written by pqtool"), std::string::npos) << foreign.err;
   EXPECT_EQ(read_file(out() / "beta.onnx"), before);
+}
+
+// Options added after the first release appear in the metadata only when they differ from their
+// defaults: outputs written before them keep being recognised, and a size budget's metadata
+// keeps its length.
+TEST(OutputMetadata, RecordsLaterOptionsOnlyWhenNotDefault) {
+  const QuantizeJob plain;
+  const std::string text = output_metadata(plain);
+  for (const char* key : {"target_bpw", "objective", "half_levels"}) {
+    EXPECT_EQ(text.find(key), std::string::npos) << key;
+  }
+  QuantizeJob job = plain;
+  job.objective = BudgetObjective::kRelativeError;
+  EXPECT_NE(output_metadata(job).find("\"objective\":\"relative\""), std::string::npos);
+  job = plain;
+  job.half_levels = false;
+  EXPECT_NE(output_metadata(job).find("\"half_levels\":false"), std::string::npos);
+  job = plain;
+  job.target_bpw = 4.5;
+  EXPECT_NE(output_metadata(job).find("\"target_bpw\":4.5"), std::string::npos);
 }
 
 TEST_F(BatchTest, ShardsTogetherProcessEveryInputOnce) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <vector>
 
 #include "pqtool/check.hpp"
 #include "pqtool/model.hpp"
@@ -248,15 +249,23 @@ TEST(TargetBpw, UnreachableBudgetNamesTheFewestBits) {
   EXPECT_FALSE(fs::exists(dir / "out.onnx"));
 }
 
-TEST(TargetBpw, IsNotGivenWithTargetSize) {
+// Usage errors, each before any output is written: a second budget, a value past
+// kMaxTargetBpw, and the fake format (which stores floats, so has no stored bits to budget).
+TEST(TargetBpw, RefusesWhatItCannotMean) {
   TempDir dir;
-  QuantizeJob job = job_on_model(dir, "out.onnx");
-  job.target_bpw = 4.0;
-  job.target_size = 100000;
-  const auto e = error_of([&] { quantize_model(job); });
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->code(), ErrorCode::kBadUsage);
-  EXPECT_FALSE(fs::exists(dir / "out.onnx"));
+  const QuantizeJob base = job_on_model(dir, "out.onnx");
+  std::vector<QuantizeJob> jobs(4, base);
+  for (QuantizeJob& job : jobs) job.target_bpw = 4.0;
+  jobs[0].target_size = 100000;
+  jobs[1].target_ratio = 0.2;
+  jobs[2].target_bpw = kMaxTargetBpw * 2;
+  jobs[3].format = Format::kFake;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const auto e = error_of([&] { quantize_model(jobs[i]); });
+    ASSERT_TRUE(e) << i;
+    EXPECT_EQ(e->code(), ErrorCode::kBadUsage) << i;
+    EXPECT_FALSE(fs::exists(dir / "out.onnx")) << i;
+  }
 }
 
 }  // namespace

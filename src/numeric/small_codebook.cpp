@@ -339,11 +339,20 @@ PQTOOL_KERNEL double encode_of(const Tables& t, std::span<const float> values, f
     default: return kernel<W, B, 8>(t, __VA_ARGS__);         \
   }
 
-[[gnu::target("avx512f")]] void scaled_errors_avx512(const Tables& t, std::span<const float> values,
+// The AVX entry points are compiled for their instruction sets on x86 only; elsewhere they are
+// plain code that never runs, since the machine's kernel is then the baseline (eight lanes on
+// the machine's own vectors, e.g. two NEON registers on AArch64).
+#if defined(__x86_64__) || defined(__i386__)
+#define PQTOOL_TARGET(isa) [[gnu::target(isa)]]
+#else
+#define PQTOOL_TARGET(isa)
+#endif
+
+PQTOOL_TARGET("avx512f") void scaled_errors_avx512(const Tables& t, std::span<const float> values,
                                                      std::span<const float> scales, std::span<double> errors) {
   PQTOOL_BY_STEPS(scaled_errors_of, 16, false, values, scales, errors)
 }
-[[gnu::target("avx2")]] void scaled_errors_avx2(const Tables& t, std::span<const float> values,
+PQTOOL_TARGET("avx2") void scaled_errors_avx2(const Tables& t, std::span<const float> values,
                                                 std::span<const float> scales, std::span<double> errors) {
   PQTOOL_BY_STEPS(scaled_errors_of, 8, false, values, scales, errors)
 }
@@ -351,11 +360,11 @@ void scaled_errors_baseline(const Tables& t, std::span<const float> values, std:
                             std::span<double> errors) {
   PQTOOL_BY_STEPS(scaled_errors_of, 8, true, values, scales, errors)
 }
-[[gnu::target("avx512f")]] double encode_avx512(const Tables& t, std::span<const float> values, float scale,
+PQTOOL_TARGET("avx512f") double encode_avx512(const Tables& t, std::span<const float> values, float scale,
                                                 std::span<const float> scales, std::span<std::uint8_t> codes) {
   PQTOOL_BY_STEPS(encode_of, 16, false, values, scale, scales, codes)
 }
-[[gnu::target("avx2")]] double encode_avx2(const Tables& t, std::span<const float> values, float scale,
+PQTOOL_TARGET("avx2") double encode_avx2(const Tables& t, std::span<const float> values, float scale,
                                            std::span<const float> scales, std::span<std::uint8_t> codes) {
   PQTOOL_BY_STEPS(encode_of, 8, false, values, scale, scales, codes)
 }
@@ -366,10 +375,14 @@ double encode_baseline(const Tables& t, std::span<const float> values, float sca
 
 /// The widest kernel this machine runs (checked once).
 SmallCodebook::Kernel machine_kernel() {
+#if defined(__x86_64__) || defined(__i386__)
   static const SmallCodebook::Kernel k = __builtin_cpu_supports("avx512f") != 0 ? SmallCodebook::Kernel::kAvx512
                                          : __builtin_cpu_supports("avx2") != 0  ? SmallCodebook::Kernel::kAvx2
                                                                                 : SmallCodebook::Kernel::kBaseline;
   return k;
+#else
+  return SmallCodebook::Kernel::kBaseline;
+#endif
 }
 
 std::atomic<SmallCodebook::Kernel> kernel_limit{SmallCodebook::Kernel::kAvx512};

@@ -105,21 +105,14 @@ struct ErrorStats {
   double sqnr_db() const;
 };
 
-/// ErrorStats summed pair by pair, the sums in kParts partial sums (pair i in part i mod kParts)
+/// ErrorStats summed over spans, the sums in kParts partial sums (pair i in part i mod kParts)
 /// added pairwise by stats(), so that the adds do not wait on each other. Every measure below
-/// sums through it, so they agree to the last bit.
+/// sums through add_span, so they agree to the last bit.
 class ErrorAccumulator {
  public:
   static constexpr std::size_t kParts = 4;
-  void add(std::size_t i, float original, float reconstructed) {
-    const double w = original;
-    const double d = w - static_cast<double>(reconstructed);
-    signal_[i % kParts] += w * w;
-    error_[i % kParts] += d * d;
-    max_abs_[i % kParts] = std::max(max_abs_[i % kParts], std::abs(d));
-  }
-  /// add(first + j, original[j], reconstructed[j]) for every j, four at a time with the parts
-  /// in registers.
+  /// Adds the pairs (original[j], reconstructed[j]) as pairs first + j: w² and (w − ŵ)² into
+  /// part (first + j) mod kParts, |w − ŵ| into that part's maximum.
   void add_span(std::size_t first, std::span<const float> original, std::span<const float> reconstructed);
   ErrorStats stats(std::size_t count) const;
 

@@ -36,8 +36,7 @@ class SmallCodebook {
   /// The kernels, narrowest first: eight lanes on SSE, eight on AVX2, sixteen on AVX-512.
   enum class Kernel { kBaseline, kAvx2, kAvx512 };
 
-  /// True when `codebook` has at most kMaxLevels levels.
-  static bool fits(const Codebook& codebook) { return codebook.size() <= kMaxLevels; }
+  /// For a codebook of 1 … kMaxLevels levels.
   explicit SmallCodebook(const Codebook& codebook);
 
   /// errors[i] = Σ_j (w_j − s·c[q_j])² for s = scales[i] (> 0), q_j the nearest level of w_j / s:

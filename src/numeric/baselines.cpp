@@ -19,6 +19,7 @@
 
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
+#include "pqtool/name_table.hpp"
 
 namespace pqtool {
 namespace {
@@ -80,18 +81,10 @@ void check_finite(std::span<const float> values, std::string_view format) {
 
 }  // namespace
 
-std::string_view to_string(BaselineFormat f) {
-  for (const BaselineInfo& info : kBaselines) {
-    if (info.format == f) return info.name;
-  }
-  return "?";
-}
+std::string_view to_string(BaselineFormat f) { return name_in(kBaselines, &BaselineInfo::format, f); }
 
 std::optional<BaselineFormat> parse_baseline(std::string_view name) {
-  for (const BaselineInfo& info : kBaselines) {
-    if (info.name == name) return info.format;
-  }
-  return std::nullopt;
+  return value_named(kBaselines, &BaselineInfo::format, name);
 }
 
 BaselineResult quantize_int_per_tensor(std::span<const float> values, int bits) {

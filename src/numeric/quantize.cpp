@@ -11,26 +11,16 @@
 #include "partial_sums.hpp"
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
+#include "pqtool/name_table.hpp"
 #include "pqtool/sample.hpp"
 #include "pqtool/optimal.hpp"
 #include "pqtool/scaled.hpp"
 #include "pqtool/uniform.hpp"
 
 namespace pqtool {
-std::string_view to_string(Method m) {
-  for (const MethodInfo& info : kMethods) {
-    if (info.method == m) return info.name;
-  }
-  PQ_ASSERT(false);
-  return {};
-}
+std::string_view to_string(Method m) { return name_in(kMethods, &MethodInfo::method, m); }
 
-std::optional<Method> parse_method(std::string_view name) {
-  for (const MethodInfo& info : kMethods) {
-    if (info.name == name) return info.method;
-  }
-  return std::nullopt;
-}
+std::optional<Method> parse_method(std::string_view name) { return value_named(kMethods, &MethodInfo::method, name); }
 
 double round_to_precision(double x, LevelPrecision precision) {
   switch (precision) {

@@ -393,7 +393,7 @@ SmallCodebook::Kernel active_kernel() { return std::min(machine_kernel(), kernel
 }  // namespace
 
 SmallCodebook::SmallCodebook(const Codebook& codebook) {
-  PQ_CHECK(fits(codebook) && codebook.size() > 0, ErrorCode::kInternal, "small codebook of {} levels",
+  PQ_CHECK(codebook.size() <= kMaxLevels && codebook.size() > 0, ErrorCode::kInternal, "small codebook of {} levels",
            codebook.size());
   const auto levels = codebook.levels();
   const auto thresholds = codebook.thresholds();

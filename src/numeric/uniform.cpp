@@ -42,6 +42,7 @@
 
 #include "pqtool/error.hpp"
 #include "pqtool/lloyd_max.hpp"
+#include "pqtool/name_table.hpp"
 
 namespace pqtool {
 namespace {
@@ -159,12 +160,7 @@ void check_params(const UniformParams& p) {
 
 }  // namespace
 
-std::string_view to_string(ClipMethod m) {
-  for (const ClipMethodInfo& info : kClipMethods) {
-    if (info.method == m) return info.name;
-  }
-  return "?";
-}
+std::string_view to_string(ClipMethod m) { return name_in(kClipMethods, &ClipMethodInfo::method, m); }
 
 std::string_view to_string(UniformScheme s) {
   return s == UniformScheme::kSymmetric ? "symmetric" : "asymmetric";

@@ -31,6 +31,7 @@
 
 #include "pqtool/error.hpp"
 #include "pqtool/half.hpp"
+#include "pqtool/name_table.hpp"
 #include "pqtool/packing.hpp"
 
 namespace pqtool {
@@ -642,20 +643,9 @@ void rewrite_fake(onnx::ModelProto& model, const QuantizedWeight& w) {
 
 }  // namespace
 
-std::string_view to_string(Format f) {
-  for (const FormatInfo& info : kFormats) {
-    if (info.format == f) return info.name;
-  }
-  PQ_ASSERT(false);
-  return {};
-}
+std::string_view to_string(Format f) { return name_in(kFormats, &FormatInfo::format, f); }
 
-std::optional<Format> parse_format(std::string_view name) {
-  for (const FormatInfo& info : kFormats) {
-    if (info.name == name) return info.format;
-  }
-  return std::nullopt;
-}
+std::optional<Format> parse_format(std::string_view name) { return value_named(kFormats, &FormatInfo::format, name); }
 
 std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point) {
   const auto packed = [bits](std::uint64_t count) { return bits <= 4 ? (count + 1) / 2 : count; };

@@ -14,6 +14,7 @@
 #include "pqtool/batch.hpp"
 #include "pqtool/budget.hpp"
 #include "pqtool/error.hpp"
+#include "pqtool/name_table.hpp"
 #include "pqtool/parallel.hpp"
 #include "pqtool/fold.hpp"
 #include "pqtool/model.hpp"
@@ -221,7 +222,9 @@ std::uint64_t table_bytes(unsigned flags, bool with_nodes) {
 
 // Every weight's options under a budget, with the shared tables each option needs.
 struct OptionCurves {
-  bool count_nodes = true;                         ///< a size budget: the tables' nodes count too
+  /// A size budget: the tables' nodes and each weight's subgraph count too (a bits-per-weight
+  /// budget counts stored payload and tables only).
+  bool count_nodes = true;
   std::vector<BudgetTensor> tensors;
   std::vector<std::vector<unsigned>> tables;       ///< [k][i]: tables_needed of tensors[k].options[i]
   std::vector<std::vector<std::uint64_t>> graph;   ///< [k][i]: the estimated subgraph bytes in its bytes
@@ -314,8 +317,9 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
           qp.scale_bits = job.plan.scale_bits;
         }
         const TensorQuantization q = quantize_tensor(values, qp);
+        // A bits-per-weight budget counts stored payload only: no subgraph bytes.
         const std::uint64_t graph =
-            lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits, half_levels(t, q));
+            out.count_nodes ? lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits, half_levels(t, q)) : 0;
         // The relative objective weighs each tensor's Σ(w − ŵ)² by 1/Σw²: every layer's
         // noise-to-signal ratio counts alike, however large its weights are.
         const double signal = q.error.sum_squares_signal;
@@ -336,20 +340,9 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
 
 }  // namespace
 
-std::string_view to_string(BudgetObjective objective) {
-  for (const ObjectiveInfo& info : kObjectives) {
-    if (info.objective == objective) return info.name;
-  }
-  PQ_ASSERT(false);
-  return {};
-}
+std::string_view to_string(BudgetObjective objective) { return name_in(kObjectives, &ObjectiveInfo::objective, objective); }
 
-std::optional<BudgetObjective> parse_objective(std::string_view name) {
-  for (const ObjectiveInfo& info : kObjectives) {
-    if (info.name == name) return info.objective;
-  }
-  return std::nullopt;
-}
+std::optional<BudgetObjective> parse_objective(std::string_view name) { return value_named(kObjectives, &ObjectiveInfo::objective, name); }
 
 int default_thread_count() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -479,7 +472,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
   int loosened = 0;
   // The subgraph estimates are corrected from each attempt's real size: the whole difference
   // between the written and the estimated file is put on the chosen options' subgraphs.
-  double graph_scale = job.target_bpw ? 0.0 : 1.0;
+  double graph_scale = 1.0;
   std::int64_t estimated_bytes = 0;
   // The measured size an allocation of `alloc_bytes` is expected to give: the bytes besides the
   // weights and tables (limit − weight_budget, corrected by each attempt's miss; it may be

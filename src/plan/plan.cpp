@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "pqtool/error.hpp"
+#include "pqtool/name_table.hpp"
 #include "pqtool/packing.hpp"
 #include "pqtool/rewrite.hpp"
 
@@ -128,20 +129,9 @@ void resolve_granularity(const ConstTensor& t, const PlanOptions& options, Tenso
 
 }  // namespace
 
-std::string_view to_string(Granularity g) {
-  for (const auto& info : kGranularities) {
-    if (info.granularity == g) return info.name;
-  }
-  PQ_ASSERT(false);
-  return {};
-}
+std::string_view to_string(Granularity g) { return name_in(kGranularities, &GranularityInfo::granularity, g); }
 
-std::optional<Granularity> parse_granularity(std::string_view name) {
-  for (const auto& info : kGranularities) {
-    if (info.name == name) return info.granularity;
-  }
-  return std::nullopt;
-}
+std::optional<Granularity> parse_granularity(std::string_view name) { return value_named(kGranularities, &GranularityInfo::granularity, name); }
 
 std::optional<ReductionView> reduction_view(const ConstTensor& t) {
   std::optional<ReductionView> view;

@@ -7,9 +7,10 @@
 //   pqtool_speed_bench stages MODEL -o OUT [--bits 4] [--method auto] [--format lut] [--threads 2]
 //
 // `run` times the pqtool binary as a child process (wall clock, peak RSS from wait4) on seeded,
-// cached synthetic models (model_gen.hpp) and, in the same run and cache state, the floor: reading
-// the model's bytes into memory and writing (and fsync'ing) a file of the output's size; and the
-// protobuf parse + serialize of the same model. pqtool's report has no per-stage times, so for
+// cached synthetic models (model_gen.hpp) and, next to every run and in the same cache state,
+// the floor: reading the model's bytes into memory just before it and writing (and fsync'ing) a
+// file of the output's size just after (the disk's speed drifts, so each run gets its own); and,
+// once per model, the protobuf parse + serialize of the same model. pqtool's report has no per-stage times, so for
 // every lut/fake row `stages` runs the pipeline's stages in a child of its own, timing each: it
 // mirrors src/pipeline/pipeline.cpp and quantize_tensor() (src/numeric/quantize.cpp) step by step
 // with the library's public functions, for the default plan (blocks with log-domain scales, or
@@ -31,6 +32,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -109,19 +111,26 @@ void drop_cache(const fs::path& path) {
   ::close(fd);
 }
 
-std::string read_whole(const fs::path& path) {
+/// A file's bytes in a buffer that is not zeroed first (a zero fill would add a pass over the
+/// memory that reading into it does not need).
+struct FileBytes {
+  std::unique_ptr<char[]> data;
+  std::size_t size = 0;
+};
+
+FileBytes read_whole(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
-  std::string bytes(fs::file_size(path), '\0');
+  FileBytes bytes{std::unique_ptr<char[]>(new char[fs::file_size(path)]), fs::file_size(path)};
   std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+  while (done < bytes.size) {
+    const ssize_t n = ::read(fd, bytes.data.get() + done, bytes.size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += static_cast<std::size_t>(n);
   }
   ::close(fd);
-  if (done != bytes.size()) throw std::runtime_error(fmt::format("{}: short read", path.string()));
+  if (done != bytes.size) throw std::runtime_error(fmt::format("{}: short read", path.string()));
   return bytes;
 }
 
@@ -159,30 +168,38 @@ struct ReadFloor {
   double serialize_s = 0.0;  ///< protobuf serialize of the parsed model (inline models only)
 };
 
+/// Drops the model's pages from the page cache (its .onnx and data file).
+void drop_model_cache(const GeneratedModel& m) {
+  drop_cache(m.onnx);
+  if (!m.data.empty()) drop_cache(m.data);
+}
+
+/// Seconds to read the model's bytes (.onnx and data file) into memory, from the disk when
+/// `cold`; the .onnx bytes into `onnx_bytes` when given.
+double time_read(const GeneratedModel& m, bool cold, FileBytes* onnx_bytes = nullptr) {
+  if (cold) drop_model_cache(m);
+  const auto start = Clock::now();
+  FileBytes bytes = read_whole(m.onnx);
+  if (!m.data.empty()) read_whole(m.data);
+  const double s = seconds_since(start);
+  if (onnx_bytes != nullptr) *onnx_bytes = std::move(bytes);
+  return s;
+}
+
 ReadFloor measure_read_floor(const GeneratedModel& m, bool cold) {
   ReadFloor f;
-  if (cold) {
-    drop_cache(m.onnx);
-    if (!m.data.empty()) drop_cache(m.data);
-  }
-  auto start = Clock::now();
-  std::string bytes = read_whole(m.onnx);
-  if (!m.data.empty()) {
-    const std::string data = read_whole(m.data);
-    f.read_s = seconds_since(start);
-  } else {
-    f.read_s = seconds_since(start);
-  }
+  FileBytes bytes;
+  f.read_s = time_read(m, cold, &bytes);
   onnx::ModelProto proto;
-  start = Clock::now();
+  auto start = Clock::now();
   {
-    google::protobuf::io::ArrayInputStream array(bytes.data(), static_cast<int>(bytes.size()));
+    google::protobuf::io::ArrayInputStream array(bytes.data.get(), static_cast<int>(bytes.size));
     google::protobuf::io::CodedInputStream coded(&array);
     coded.SetTotalBytesLimit(kProtobufByteLimit);
     if (!proto.ParseFromCodedStream(&coded)) throw std::runtime_error(m.onnx.string() + ": parse failed");
   }
   f.parse_s = seconds_since(start);
-  bytes = std::string();
+  bytes = FileBytes{};
   start = Clock::now();
   const std::string again = proto.SerializeAsString();
   f.serialize_s = seconds_since(start);
@@ -432,6 +449,10 @@ struct Row {
   double report_seconds = 0.0;
   Json stages;  ///< the `stages` child's JSON (lut/fake rows), or null
 
+  int runs = 1;
+  double ratio = 0.0;        ///< median over the runs of wall / (read + write) of the same run
+  double worst_ratio = 0.0;  ///< the largest of those
+
   double floor_s() const { return read_s + write_s; }
   double mparams_per_s() const { return wall_s > 0 ? static_cast<double>(params) / kMega / wall_s : 0.0; }
   double mb_per_s() const { return wall_s > 0 ? input_mib * kMiB / kMega / wall_s : 0.0; }
@@ -481,7 +502,6 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   row.method = method_for(format);
   row.bits = bits;
   row.threads = threads;
-  row.read_s = floor.read_s;
   row.parse_s = floor.parse_s;
   row.serialize_s = floor.serialize_s;
   const fs::path out = o.work_dir / fmt::format("{}.q{}.{}.onnx", spec.name, bits, format);
@@ -492,24 +512,60 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
                                 "--method",         row.method,         "--threads",
                                 std::to_string(threads), "--report",    report.string(),
                                 "--force",          "-q"};
-  ChildResult best;
+  // Each run is paired with a floor measured next to it (the disk's speed drifts between runs):
+  // the model read cold just before it, a file of its output's size written just after. The row
+  // shows the run of median wall time, the median read and write times, and the median and the
+  // largest of the runs' wall/floor ratios.
+  struct Run {
+    ChildResult child;
+    double read_s = 0.0, write_s = 0.0;
+    std::uint64_t out_bytes = 0;
+  };
+  std::vector<Run> runs;
   for (int rep = 0; rep < std::max(1, o.repeat); ++rep) {
-    if (!o.warm) {
-      drop_cache(m.onnx);
-      if (!m.data.empty()) drop_cache(m.data);
-    }
+    Run run;
+    run.read_s = time_read(m, !o.warm);
+    if (!o.warm) drop_model_cache(m);
     fs::remove(out);
-    ChildResult r = run_child(argv, o.work_dir);
-    if (rep == 0 || r.wall_s < best.wall_s) best = r;
+    run.child = run_child(argv, o.work_dir);
+    if (fs::exists(out)) run.out_bytes = fs::file_size(out);
+    if (run.child.exit_code == 0 && run.out_bytes > 0) {
+      fs::remove(out);
+      run.write_s = time_write(o.work_dir / "floor.bin", run.out_bytes);
+    }
+    runs.push_back(std::move(run));
+    if (runs.back().child.exit_code != 0) break;  // a failure fails every run alike
   }
-  row.wall_s = best.wall_s;
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  std::vector<double> walls, reads, writes, ratios;
+  for (const Run& run : runs) {
+    walls.push_back(run.child.wall_s);
+    reads.push_back(run.read_s);
+    writes.push_back(run.write_s);
+    ratios.push_back(run.child.wall_s / (run.read_s + run.write_s));
+  }
+  const double median_wall = median_of(walls);
+  const Run* chosen = &runs.front();  // the run whose wall time is nearest the median
+  for (const Run& run : runs) {
+    if (std::abs(run.child.wall_s - median_wall) < std::abs(chosen->child.wall_s - median_wall)) chosen = &run;
+  }
+  const ChildResult& best = chosen->child;
+  row.runs = static_cast<int>(runs.size());
+  row.read_s = median_of(reads);
+  row.write_s = median_of(writes);
+  row.ratio = median_of(ratios);
+  row.worst_ratio = *std::max_element(ratios.begin(), ratios.end());
+  row.wall_s = median_wall;
   row.user_s = best.user_s;
   row.sys_s = best.sys_s;
   row.rss_mib = best.max_rss_mib;
   row.ok = best.exit_code == 0;
   if (!row.ok) row.error = fmt::format("exit {}: {}", best.exit_code, last_line(best.err));
-  std::uint64_t out_bytes = 0;
-  if (fs::exists(out)) out_bytes = fs::file_size(out);
+  std::uint64_t out_bytes = chosen->out_bytes;
   if (fs::exists(report)) {
     try {
       std::ifstream in(report);
@@ -524,7 +580,6 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   }
   fs::remove(out);
   row.output_mib = static_cast<double>(out_bytes) / kMiB;
-  if (out_bytes > 0) row.write_s = time_write(o.work_dir / "floor.bin", out_bytes);
   if (o.stages && row.ok && (format == "lut" || format == "fake")) {
     if (!o.warm) {
       drop_cache(m.onnx);
@@ -549,6 +604,7 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
 
 const std::vector<const char*> kColumns{
     "model", "params M", "input MB", "format", "method", "bits", "threads", "wall s", "floor s", "wall/floor",
+    "worst wall/floor",
     "floor+proto s", "M params/s", "MB/s", "peak RSS MB", "RSS/input", "output MB", "load", "fold+discover+plan",
     "quantize", "rewrite", "save", "status"};
 
@@ -567,7 +623,8 @@ std::vector<std::string> cells(const Row& r) {
           std::to_string(r.threads),
           r.ok ? fmt_num(r.wall_s) : "–",
           fmt_num(r.floor_s()),
-          r.ok ? fmt_num(r.wall_s / r.floor_s(), 1) : "–",
+          r.ok ? fmt_num(r.ratio, 1) : "–",
+          r.ok ? fmt_num(r.worst_ratio, 1) : "–",
           fmt_num(proto_floor),
           r.ok ? fmt_num(r.mparams_per_s(), 1) : "–",
           r.ok ? fmt_num(r.mb_per_s(), 0) : "–",
@@ -599,17 +656,18 @@ void print_table(std::ostream& os, const std::vector<Row>& rows) {
 void write_csv(const fs::path& path, const std::vector<Row>& rows) {
   std::ofstream os(path);
   os << "model,params,input_bytes,format,method,bits,threads,wall_s,user_s,sys_s,floor_s,read_s,write_s,parse_s,"
-        "serialize_s,wall_over_floor,mparams_per_s,mb_per_s,peak_rss_mib,rss_over_input,output_bytes,"
+        "serialize_s,wall_over_floor,worst_wall_over_floor,runs,mparams_per_s,mb_per_s,peak_rss_mib,rss_over_input,output_bytes,"
         "report_seconds,stage_load_s,stage_fold_s,stage_discover_s,stage_plan_s,stage_quantize_s,stage_rewrite_s,"
         "stage_bytesize_s,stage_save_s,stage_total_s,stage_max_rss_mib";
   for (const char* s : kStepNames) os << ",step_" << s << "_s";
   os << ",status\n";
   for (const Row& r : rows) {
-    os << fmt::format("{},{},{},{},{},{},{},{:.4f},{:.3f},{:.3f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.3f},{:.3f},{:.1f},"
+    os << fmt::format("{},{},{},{},{},{},{},{:.4f},{:.3f},{:.3f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.3f},{:.3f},{},{:.3f},{:.1f},"
                       "{:.1f},{:.3f},{},{:.3f}",
                       r.model, r.params, static_cast<std::uint64_t>(r.input_mib * kMiB), r.format, r.method, r.bits,
                       r.threads, r.ok ? r.wall_s : std::nan(""), r.user_s, r.sys_s, r.floor_s(), r.read_s, r.write_s,
-                      r.parse_s, r.serialize_s, r.ok ? r.wall_s / r.floor_s() : std::nan(""), r.mparams_per_s(),
+                      r.parse_s, r.serialize_s, r.ok ? r.ratio : std::nan(""), r.ok ? r.worst_ratio : std::nan(""),
+                      r.runs, r.mparams_per_s(),
                       r.mb_per_s(), r.rss_mib, r.rss_mib / r.input_mib,
                       static_cast<std::uint64_t>(r.output_mib * kMiB), r.report_seconds);
     for (const char* s : {"load", "fold", "discover", "plan", "quantize", "rewrite", "bytesize", "save", "total",
@@ -627,9 +685,12 @@ void write_csv(const fs::path& path, const std::vector<Row>& rows) {
 void write_md(const fs::path& path, const std::vector<Row>& rows, const RunOptions& o, const std::string& machine) {
   std::ofstream os(path);
   os << "# pqtool speed benchmark\n\n";
-  os << fmt::format("`bench/run_speed.sh` — {}; page cache {} before each run; seed {}; best of {}.\n\n", machine,
-                    o.warm ? "warm" : "dropped (posix_fadvise DONTNEED)", o.seed, std::max(1, o.repeat));
-  os << "floor = read the model's bytes into memory + write and fsync a file of the output's size; "
+  os << fmt::format("`bench/run_speed.sh` — {}; page cache {} before each run; seed {}; {} run{} per row.\n\n",
+                    machine, o.warm ? "warm" : "dropped (posix_fadvise DONTNEED)", o.seed, std::max(1, o.repeat),
+                    o.repeat > 1 ? "s" : "");
+  os << "floor = read the model's bytes into memory + write and fsync a file of the output's size, measured "
+        "next to every run (read just before it, write just after); wall, floor and wall/floor are medians "
+        "over the runs (wall/floor: the median of each run's own ratio), worst wall/floor the largest; "
         "floor+proto adds a protobuf parse and serialize of the model (for external-data models: the parse of "
         "the .onnx; serialize of the graph without payloads). Stage columns (seconds) come from the `stages` "
         "child, which runs the same library stages timed (lut rows only).\n\n";
@@ -789,7 +850,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--scaling-threads", run_options.scaling_threads, "thread counts of the scaling rows");
   run_cmd->add_flag("!--no-stages", run_options.stages, "skip the per-stage child runs");
   run_cmd->add_flag("--warm", run_options.warm, "keep the page cache (default: drop the model's pages first)");
-  run_cmd->add_option("--repeat", run_options.repeat, "runs per row; the fastest is kept");
+  run_cmd->add_option("--repeat", run_options.repeat, "runs per row, each with its own floor; medians are shown");
   run_cmd->add_option("--cache-dir", run_options.cache_dir, "model cache");
   run_cmd->add_option("--work-dir", run_options.work_dir, "scratch folder for outputs (default CACHE/out)");
   run_cmd->add_option("--seed", run_options.seed, "generator seed");

@@ -180,7 +180,7 @@ double time_read(const GeneratedModel& m, bool cold, FileBytes* onnx_bytes = nul
   if (cold) drop_model_cache(m);
   const auto start = Clock::now();
   FileBytes bytes = read_whole(m.onnx);
-  if (!m.data.empty()) read_whole(m.data);
+  const FileBytes data = m.data.empty() ? FileBytes{} : read_whole(m.data);  // freed after the clock stops
   const double s = seconds_since(start);
   if (onnx_bytes != nullptr) *onnx_bytes = std::move(bytes);
   return s;
@@ -453,7 +453,9 @@ struct Row {
   double ratio = 0.0;        ///< median over the runs of wall / (read + write) of the same run
   double worst_ratio = 0.0;  ///< the largest of those
 
-  double floor_s() const { return read_s + write_s; }
+  double floor_median_s = 0.0;  ///< median over the runs of read + write of the same run
+
+  double floor_s() const { return floor_median_s; }
   double mparams_per_s() const { return wall_s > 0 ? static_cast<double>(params) / kMega / wall_s : 0.0; }
   double mb_per_s() const { return wall_s > 0 ? input_mib * kMiB / kMega / wall_s : 0.0; }
   double stage(const char* name) const {
@@ -519,7 +521,23 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   struct Run {
     ChildResult child;
     double read_s = 0.0, write_s = 0.0;
-    std::uint64_t out_bytes = 0;
+    std::uint64_t out_bytes = 0;   ///< the output's size (the report's bytes_out if no file)
+    double report_seconds = 0.0;   ///< the seconds pqtool's report gives
+    std::string report_error;      ///< the report's error, for a model it marks failed
+  };
+  // The run's report, read and removed (so a later run that writes none leaves none behind).
+  auto read_report = [&](Run& run) {
+    if (!fs::exists(report)) return;
+    try {
+      std::ifstream in(report);
+      Json rep = Json::parse(in);
+      if (rep.is_array() && !rep.empty()) rep = rep[0];
+      run.report_seconds = rep.value("seconds", 0.0);
+      if (run.out_bytes == 0) run.out_bytes = rep.value("bytes_out", std::uint64_t{0});
+      if (rep.value("status", std::string("ok")) == "failed") run.report_error = rep.value("error", "");
+    } catch (const std::exception&) {
+    }
+    fs::remove(report);
   };
   std::vector<Run> runs;
   for (int rep = 0; rep < std::max(1, o.repeat); ++rep) {
@@ -527,25 +545,29 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
     run.read_s = time_read(m, !o.warm);
     if (!o.warm) drop_model_cache(m);
     fs::remove(out);
+    fs::remove(report);
     run.child = run_child(argv, o.work_dir);
     if (fs::exists(out)) run.out_bytes = fs::file_size(out);
-    if (run.child.exit_code == 0 && run.out_bytes > 0) {
-      fs::remove(out);
-      run.write_s = time_write(o.work_dir / "floor.bin", run.out_bytes);
-    }
+    fs::remove(out);
+    read_report(run);
+    const bool failed = run.child.exit_code != 0;
+    if (!failed && run.out_bytes > 0) run.write_s = time_write(o.work_dir / "floor.bin", run.out_bytes);
     runs.push_back(std::move(run));
-    if (runs.back().child.exit_code != 0) break;  // a failure fails every run alike
+    if (failed) break;  // the row fails; later runs would not change that
   }
+  // A failed run fails the row and is the one reported; otherwise the run of median wall time.
+  const auto failed = std::find_if(runs.begin(), runs.end(), [](const Run& r) { return r.child.exit_code != 0; });
   auto median_of = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
     return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
   };
-  std::vector<double> walls, reads, writes, ratios;
+  std::vector<double> walls, reads, writes, floors, ratios;
   for (const Run& run : runs) {
     walls.push_back(run.child.wall_s);
     reads.push_back(run.read_s);
     writes.push_back(run.write_s);
+    floors.push_back(run.read_s + run.write_s);
     ratios.push_back(run.child.wall_s / (run.read_s + run.write_s));
   }
   const double median_wall = median_of(walls);
@@ -553,10 +575,12 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   for (const Run& run : runs) {
     if (std::abs(run.child.wall_s - median_wall) < std::abs(chosen->child.wall_s - median_wall)) chosen = &run;
   }
+  if (failed != runs.end()) chosen = &*failed;
   const ChildResult& best = chosen->child;
   row.runs = static_cast<int>(runs.size());
   row.read_s = median_of(reads);
   row.write_s = median_of(writes);
+  row.floor_median_s = median_of(floors);
   row.ratio = median_of(ratios);
   row.worst_ratio = *std::max_element(ratios.begin(), ratios.end());
   row.wall_s = median_wall;
@@ -565,19 +589,9 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   row.rss_mib = best.max_rss_mib;
   row.ok = best.exit_code == 0;
   if (!row.ok) row.error = fmt::format("exit {}: {}", best.exit_code, last_line(best.err));
-  std::uint64_t out_bytes = chosen->out_bytes;
-  if (fs::exists(report)) {
-    try {
-      std::ifstream in(report);
-      Json rep = Json::parse(in);
-      if (rep.is_array() && !rep.empty()) rep = rep[0];
-      row.report_seconds = rep.value("seconds", 0.0);
-      if (out_bytes == 0) out_bytes = rep.value("bytes_out", std::uint64_t{0});
-      if (rep.value("status", std::string("ok")) == "failed" && row.error.empty()) row.error = rep.value("error", "");
-    } catch (const std::exception&) {
-    }
-    fs::remove(report);
-  }
+  if (row.error.empty()) row.error = chosen->report_error;
+  row.report_seconds = chosen->report_seconds;
+  const std::uint64_t out_bytes = chosen->out_bytes;
   fs::remove(out);
   row.output_mib = static_cast<double>(out_bytes) / kMiB;
   if (o.stages && row.ok && (format == "lut" || format == "fake")) {
@@ -667,8 +681,8 @@ void write_csv(const fs::path& path, const std::vector<Row>& rows) {
                       r.model, r.params, static_cast<std::uint64_t>(r.input_mib * kMiB), r.format, r.method, r.bits,
                       r.threads, r.ok ? r.wall_s : std::nan(""), r.user_s, r.sys_s, r.floor_s(), r.read_s, r.write_s,
                       r.parse_s, r.serialize_s, r.ok ? r.ratio : std::nan(""), r.ok ? r.worst_ratio : std::nan(""),
-                      r.runs, r.mparams_per_s(),
-                      r.mb_per_s(), r.rss_mib, r.rss_mib / r.input_mib,
+                      r.runs, r.ok ? r.mparams_per_s() : std::nan(""),
+                      r.ok ? r.mb_per_s() : std::nan(""), r.rss_mib, r.rss_mib / r.input_mib,
                       static_cast<std::uint64_t>(r.output_mib * kMiB), r.report_seconds);
     for (const char* s : {"load", "fold", "discover", "plan", "quantize", "rewrite", "bytesize", "save", "total",
                           "max_rss_mib"}) {

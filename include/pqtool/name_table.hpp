@@ -23,7 +23,7 @@ std::string_view name_in(const Table& table, Field field, Value value) {
 /// The `field` of the entry named `name`; empty when no entry has that name.
 template <typename Table, typename Field>
 auto value_named(const Table& table, Field field, std::string_view name)
-    -> std::optional<std::remove_cvref_t<decltype(table.begin()->*field)>> {
+    -> std::optional<std::remove_cvref_t<decltype((*table.begin()).*field)>> {
   for (const auto& info : table) {
     if (info.name == name) return info.*field;
   }

@@ -595,10 +595,7 @@ Row run_config(const RunOptions& o, const GeneratedModel& m, const ModelSpec& sp
   fs::remove(out);
   row.output_mib = static_cast<double>(out_bytes) / kMiB;
   if (o.stages && row.ok && (format == "lut" || format == "fake")) {
-    if (!o.warm) {
-      drop_cache(m.onnx);
-      if (!m.data.empty()) drop_cache(m.data);
-    }
+    if (!o.warm) drop_model_cache(m);
     const fs::path self = fs::read_symlink("/proc/self/exe");
     ChildResult s = run_child({self.string(), "stages", m.onnx.string(), "-o", out.string(), "--bits",
                                std::to_string(bits), "--method", row.method, "--format", format, "--threads",

@@ -2,13 +2,13 @@
 //   load -> fold BatchNormalization -> discover -> plan -> (read, fit, solve, encode) per tensor -> rewrite -> save -> report
 #pragma once
 
-#include <filesystem>
-#include <cstdint>
-#include <functional>
 #include <array>
-#include <string_view>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pqtool/lloyd_max.hpp"
 #include "pqtool/plan.hpp"

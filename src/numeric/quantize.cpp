@@ -20,7 +20,9 @@
 namespace pqtool {
 std::string_view to_string(Method m) { return name_in(kMethods, &MethodInfo::method, m); }
 
-std::optional<Method> parse_method(std::string_view name) { return value_named(kMethods, &MethodInfo::method, name); }
+std::optional<Method> parse_method(std::string_view name) {
+  return value_named(kMethods, &MethodInfo::method, name);
+}
 
 double round_to_precision(double x, LevelPrecision precision) {
   switch (precision) {

@@ -645,7 +645,9 @@ void rewrite_fake(onnx::ModelProto& model, const QuantizedWeight& w) {
 
 std::string_view to_string(Format f) { return name_in(kFormats, &FormatInfo::format, f); }
 
-std::optional<Format> parse_format(std::string_view name) { return value_named(kFormats, &FormatInfo::format, name); }
+std::optional<Format> parse_format(std::string_view name) {
+  return value_named(kFormats, &FormatInfo::format, name);
+}
 
 std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point) {
   const auto packed = [bits](std::uint64_t count) { return bits <= 4 ? (count + 1) / 2 : count; };

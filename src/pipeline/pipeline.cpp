@@ -340,9 +340,13 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
 
 }  // namespace
 
-std::string_view to_string(BudgetObjective objective) { return name_in(kObjectives, &ObjectiveInfo::objective, objective); }
+std::string_view to_string(BudgetObjective objective) {
+  return name_in(kObjectives, &ObjectiveInfo::objective, objective);
+}
 
-std::optional<BudgetObjective> parse_objective(std::string_view name) { return value_named(kObjectives, &ObjectiveInfo::objective, name); }
+std::optional<BudgetObjective> parse_objective(std::string_view name) {
+  return value_named(kObjectives, &ObjectiveInfo::objective, name);
+}
 
 int default_thread_count() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

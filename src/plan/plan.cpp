@@ -131,7 +131,9 @@ void resolve_granularity(const ConstTensor& t, const PlanOptions& options, Tenso
 
 std::string_view to_string(Granularity g) { return name_in(kGranularities, &GranularityInfo::granularity, g); }
 
-std::optional<Granularity> parse_granularity(std::string_view name) { return value_named(kGranularities, &GranularityInfo::granularity, name); }
+std::optional<Granularity> parse_granularity(std::string_view name) {
+  return value_named(kGranularities, &GranularityInfo::granularity, name);
+}
 
 std::optional<ReductionView> reduction_view(const ConstTensor& t) {
   std::optional<ReductionView> view;

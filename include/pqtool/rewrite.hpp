@@ -74,6 +74,9 @@ struct QuantizedWeight {
   /// stored as scale_bits-bit codes into a per-graph table of log_scale_value.
   std::vector<std::uint8_t> scale_codes;
   int scale_bits = 0;
+  /// The scale codes stored a byte each, holding the step scale_stride · k (the caller decides,
+  /// see scale_steps_as_bytes; needs scale_stride · max k ≤ 255), rather than in bit planes.
+  bool scale_steps_bytes = false;
   int scale_base = 0;
   int scale_stride = 1;
   GroupLayout layout;
@@ -104,9 +107,19 @@ std::uint64_t half_levels_cast_bytes(const std::string& weight);
 bool half_levels_pay(TensorType type, const std::string& weight, int bits);
 /// Names of a lut weight's scale-code bit planes: prefix + "0", "1", ... ("W.pq.s6_0").
 std::string scale_plane_prefix(const std::string& weight, int scale_bits);
-/// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or packed
-/// scale_bits-bit codes plus the weight's int32 offset into its graph's scale table and stride.
-std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits);
+/// Name of a lut weight's scale steps stored a byte each (scale_steps_as_bytes): "W.pq.si".
+std::string scale_steps_name(const std::string& weight);
+/// Whether a weight's `groups` log-domain scale codes k (scale_bits bits, window stride m) are
+/// stored as one byte per group holding the step m·k, which one Add offsets into the graph's
+/// scale table, rather than as scale_bits-bit planes that are unpacked and multiplied by m: when
+/// m·(2^scale_bits − 1) fits a byte and the bytes the wider codes add are fewer than the nodes
+/// and constants the planes need (weights of up to ~1,800 groups at 6 bits, ~58 K values in
+/// blocks of 32).
+bool scale_steps_as_bytes(std::uint64_t groups, int scale_bits, int stride);
+/// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or the scale
+/// codes (packed scale_bits-bit codes plus the int32 stride, or a byte each with
+/// `steps_as_bytes`) plus the weight's int32 offset into its graph's scale table.
+std::uint64_t lut_scale_bytes(std::uint64_t groups, int scale_bits, bool steps_as_bytes);
 /// Bytes the qdq format stores: the integers (1 byte, or half a byte for int4) plus a float32
 /// scale and (when non-zero) a zero point per scale group.
 std::uint64_t qdq_payload_bytes(std::uint64_t elements, int bits, std::uint64_t groups, bool zero_point);

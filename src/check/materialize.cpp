@@ -182,9 +182,39 @@ std::vector<std::uint8_t> read_codes(const Model& m, const GraphIndex& index, co
   return unpack_codes(planes, n);
 }
 
-// Log-domain scales of lut weight `name` (rewrite.cpp): codes in the planes "<name>.pq.s<bits>_<k>",
-// times the stride "<name>.pq.sstride" plus the offset "<name>.pq.soffset", index the table that the Gather producing "<name>.pq.sv"
-// reads. nullopt when the weight has no scale codes.
+// The steps m·k of lut weight `name`'s `groups` log-domain scale codes k above its window's base:
+// stored a byte each in "<name>.pq.si", or as codes in the planes "<name>.pq.s<bits>_<plane>"
+// times the stride "<name>.pq.sstride" (rewrite.cpp).
+std::vector<std::int64_t> read_scale_steps(const Model& m, const GraphIndex& index, const std::string& name,
+                                           std::size_t groups) {
+  const std::string file = file_of(m);
+  if (const onnx::TensorProto* steps_t = index.constant(scale_steps_name(name))) {
+    PQ_CHECK(steps_t->data_type() == onnx::TensorProto::UINT8, ErrorCode::kBadInput,
+             "{}: weight '{}': scale steps '{}' are not uint8", file, name, steps_t->name());
+    std::vector<std::int64_t> steps = read_int_tensor(*steps_t, m);
+    PQ_CHECK(steps.size() == groups, ErrorCode::kBadInput, "{}: weight '{}': {} scale steps for {} groups", file,
+             name, steps.size(), groups);
+    return steps;
+  }
+  // The planes are named after the code width: "<name>.pq.s<bits>_<plane>".
+  int bits = 0;
+  for (int b = kMinBits; b <= kMaxBits && bits == 0; ++b) {
+    if (index.constant(scale_plane_prefix(name, b) + "0") != nullptr) bits = b;
+  }
+  PQ_CHECK(bits > 0, ErrorCode::kBadInput, "{}: weight '{}': scale code planes are missing", file, name);
+  const std::vector<std::uint8_t> codes = read_codes(m, index, name, scale_plane_prefix(name, bits), bits, groups);
+  const onnx::TensorProto* stride_t = index.constant(name + ".pq.sstride");
+  PQ_CHECK(stride_t != nullptr, ErrorCode::kBadInput, "{}: weight '{}': scale codes without their stride", file, name);
+  const std::vector<std::int64_t> stride = read_int_tensor(*stride_t, m);
+  PQ_CHECK(stride.size() == 1, ErrorCode::kBadInput, "{}: weight '{}': scale stride is not a scalar", file, name);
+  std::vector<std::int64_t> steps(groups);
+  for (std::size_t g = 0; g < groups; ++g) steps[g] = stride[0] * codes[g];
+  return steps;
+}
+
+// Log-domain scales of lut weight `name` (rewrite.cpp): its steps (read_scale_steps) plus the
+// offset "<name>.pq.soffset" index the table that the Gather producing "<name>.pq.sv" reads.
+// nullopt when the weight has no scale codes.
 std::optional<std::vector<float>> read_log_scales(const Model& m, const GraphIndex& index, const std::string& name,
                                                   std::size_t groups) {
   const onnx::NodeProto* gather = index.producer(name + ".pq.sv");
@@ -213,21 +243,10 @@ std::optional<std::vector<float>> read_log_scales(const Model& m, const GraphInd
   }
   const std::vector<std::int64_t> offset = read_int_tensor(*offset_t, m);
   PQ_CHECK(offset.size() == 1, ErrorCode::kBadInput, "{}: weight '{}': scale offset is not a scalar", file, name);
-  // The planes are named after the code width: "<name>.pq.s<bits>_<plane>".
-  int bits = 0;
-  for (int b = kMinBits; b <= kMaxBits && bits == 0; ++b) {
-    if (index.constant(scale_plane_prefix(name, b) + "0") != nullptr) bits = b;
-  }
-  PQ_CHECK(bits > 0, ErrorCode::kBadInput, "{}: weight '{}': scale code planes are missing", file, name);
-  const std::vector<std::uint8_t> codes = read_codes(m, index, name, scale_plane_prefix(name, bits), bits, groups);
-  const onnx::TensorProto* stride_t = index.constant(name + ".pq.sstride");
-  PQ_CHECK(stride_t != nullptr, ErrorCode::kBadInput, "{}: weight '{}': scale codes without their stride", file, name);
-  const std::vector<std::int64_t> stride_v = read_int_tensor(*stride_t, m);
-  PQ_CHECK(stride_v.size() == 1, ErrorCode::kBadInput, "{}: weight '{}': scale stride is not a scalar", file, name);
-  const std::int64_t stride = stride_v[0];
+  const std::vector<std::int64_t> steps = read_scale_steps(m, index, name, groups);
   std::vector<float> scales(groups);
   for (std::size_t g = 0; g < groups; ++g) {
-    const std::int64_t j = offset[0] + stride * codes[g];
+    const std::int64_t j = offset[0] + steps[g];
     PQ_CHECK(j >= 0 && static_cast<std::size_t>(j) < table.size(), ErrorCode::kBadInput,
              "{}: weight '{}': scale index {} is outside its table of {}", file, name, j, table.size());
     scales[g] = table[static_cast<std::size_t>(j)];
@@ -594,7 +613,8 @@ WeightStorage measure_weight_storage(const Model& model) {
         std::uint64_t n = 1;
         for (std::int64_t d : read_int_tensor(*shape, model)) n *= static_cast<std::uint64_t>(std::max<std::int64_t>(d, 0));
         std::uint64_t bytes = payload_of(index, name + ".pq.codebook") + payload_of(index, name + ".pq.scales") +
-                              payload_of(index, name + ".pq.soffset") + payload_of(index, name + ".pq.sstride");
+                              payload_of(index, name + ".pq.soffset") + payload_of(index, name + ".pq.sstride") +
+                              payload_of(index, scale_steps_name(name));
         std::vector<std::string> prefixes{name + ".pq.p"};
         for (int b = kMinBits; b <= kMaxBits; ++b) prefixes.push_back(scale_plane_prefix(name, b));
         for (const std::string& prefix : prefixes) {

@@ -104,13 +104,15 @@ void release_payload(onnx::TensorProto& t) {
 // nodes and the names they carry. Calibrated on PP-OCR cls (names of ~13 characters) against
 // the written files, per weight: 241 bytes with one code plane, +222 per further plane (its
 // constant, Cast, Gather, Mul by its shift, Reshape and the Add that joins it), +~820 for
-// log-domain scales with two planes (~560 with one), +~230 for fp16 scales. Names after the
-// weight appear three times for the codes, once more per plane and four more for scales. The
-// budget loop corrects what the estimate still misses.
+// log-domain scales with two planes (~560 with one) or ~360 with a byte each, +~230 for fp16
+// scales. Names after the weight appear three times for the codes, once more per plane and
+// four more for scales. The budget loop corrects what the estimate still misses.
 constexpr std::uint64_t kLutFixedGraphBytes = 90;
 constexpr std::uint64_t kLutFirstPlaneGraphBytes = 100;
 constexpr std::uint64_t kLutMorePlaneGraphBytes = 210;
-constexpr std::uint64_t kLutLogScaleGraphBytes = 420;
+constexpr std::uint64_t kLutLogScaleGraphBytes = 200;     // offset, Gather, Mul, Reshape and its shape
+constexpr std::uint64_t kLutScaleStrideGraphBytes = 220;  // with planes: their shape, the stride and its Mul
+constexpr std::uint64_t kLutScaleStepsGraphBytes = 95;    // a byte each: the constant, Cast and Add
 constexpr std::uint64_t kLutHalfScaleGraphBytes = 190;
 
 // Bytes of the planes of `bits`-bit codes in the subgraph.
@@ -119,15 +121,32 @@ std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
   return kLutFirstPlaneGraphBytes + name_bytes + (planes - 1) * (kLutMorePlaneGraphBytes + name_bytes);
 }
 
-// `scale_bits` > 0: log-domain scale codes; 0 with `scaled`: fp16 scales; else one codebook.
-// `level_cast`: fp16 levels widened by a Cast.
-std::uint64_t lut_graph_bytes(const std::string& name, int bits, bool scaled, int scale_bits, bool level_cast) {
+// Whether the job stores q's log-domain scale codes a byte each (QuantizedWeight::
+// scale_steps_bytes): where that makes the lut file smaller (scale_steps_as_bytes), except under
+// a bits-per-weight budget, which counts the payload alone, so the planes' fewer bits win.
+bool scale_steps_bytes(const QuantizeJob& job, const TensorQuantization& q) {
+  return job.format == Format::kLut && !job.target_bpw && !q.scales.empty() && q.scale_bits > 0 &&
+         scale_steps_as_bytes(q.scales.size(), q.scale_bits, q.scale_stride);
+}
+
+// The width of q's scale codes where the job stores them in bit planes; 0 without scale codes
+// or where they are stored a byte each.
+int scale_plane_bits(const QuantizeJob& job, const TensorQuantization& q) {
+  return q.scales.empty() || scale_steps_bytes(job, q) ? 0 : q.scale_bits;
+}
+
+// The estimate for a weight `name` quantized as q at `bits` by the job (log-domain scale codes,
+// fp16 scales or one codebook). `level_cast`: fp16 levels widened by a Cast.
+std::uint64_t lut_graph_bytes(const QuantizeJob& job, const std::string& name, int bits, const TensorQuantization& q,
+                              bool level_cast) {
   const std::uint64_t n = name.size();
   std::uint64_t bytes = kLutFixedGraphBytes + 3 * n + plane_graph_bytes(n, bits);
   if (level_cast) bytes += half_levels_cast_bytes(name);
-  if (scaled && scale_bits > 0) bytes += kLutLogScaleGraphBytes + 4 * n + plane_graph_bytes(n, scale_bits);
-  if (scaled && scale_bits == 0) bytes += kLutHalfScaleGraphBytes + 3 * n;
-  return bytes;
+  if (q.scales.empty()) return bytes;
+  if (q.scale_bits == 0) return bytes + kLutHalfScaleGraphBytes + 3 * n;
+  const int plane_bits = scale_plane_bits(job, q);
+  return bytes + kLutLogScaleGraphBytes + 4 * n +
+         (plane_bits > 0 ? plane_graph_bytes(n, plane_bits) + kLutScaleStrideGraphBytes + n : kLutScaleStepsGraphBytes + n);
 }
 
 ScaleKind scale_kind(const TensorPlan& p) {
@@ -154,12 +173,12 @@ bool half_levels(const ConstTensor& t, const TensorQuantization& q) {
   return t.type == TensorType::kFloat32 && q.level_precision == LevelPrecision::kFloat16;
 }
 
-// Bytes a quantized weight stores in `format` (the payload; the nodes are extra).
-std::uint64_t payload_bytes(Format format, const ConstTensor& t, const TensorQuantization& q) {
-  switch (format) {
+// Bytes a quantized weight stores in the job's format (the payload; the nodes are extra).
+std::uint64_t payload_bytes(const QuantizeJob& job, const ConstTensor& t, const TensorQuantization& q) {
+  switch (job.format) {
     case Format::kLut:
       return lut_payload_bytes(t.elements, q.bits, half_levels(t, q) ? TensorType::kFloat16 : t.type) +
-             (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits));
+             (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits, scale_steps_bytes(job, q)));
     case Format::kQdq: {
       const std::uint64_t groups = q.scales.empty() ? 1 : q.scales.size();
       return qdq_payload_bytes(t.elements, q.bits, groups, q.grid && q.grid->zero_point != 0);
@@ -197,7 +216,7 @@ QuantizeJob resolve_format(QuantizeJob job) {
 }
 
 // The shared unpack tables (flags of kTableWidths) that storing `bits`-bit codes in `lut` needs,
-// with `scale_bits`-bit scale codes (0: none).
+// with `scale_bits`-bit scale codes in bit planes (0: none).
 unsigned tables_needed(Format format, int bits, int scale_bits) {
   if (format != Format::kLut || bits == 0) return 0;
   unsigned flags = 0;
@@ -319,14 +338,14 @@ OptionCurves option_curves(const Model& model, const std::vector<ConstTensor>& t
         const TensorQuantization q = quantize_tensor(values, qp);
         // A bits-per-weight budget counts stored payload only: no subgraph bytes.
         const std::uint64_t graph =
-            out.count_nodes ? lut_graph_bytes(t.name, bits, !q.scales.empty(), q.scale_bits, half_levels(t, q)) : 0;
+            out.count_nodes ? lut_graph_bytes(job, t.name, bits, q, half_levels(t, q)) : 0;
         // The relative objective weighs each tensor's Σ(w − ŵ)² by 1/Σw²: every layer's
         // noise-to-signal ratio counts alike, however large its weights are.
         const double signal = q.error.sum_squares_signal;
         const double weight = job.objective == BudgetObjective::kRelativeError && signal > 0.0 ? 1.0 / signal : 1.0;
         curves[k].options.push_back(
-            {bits, payload_bytes(job.format, t, q) + graph, weight * q.error.sum_squares_error, per_tensor});
-        out.tables[k].push_back(tables_needed(job.format, bits, q.scales.empty() ? 0 : q.scale_bits));
+            {bits, payload_bytes(job, t, q) + graph, weight * q.error.sum_squares_error, per_tensor});
+        out.tables[k].push_back(tables_needed(job.format, bits, scale_plane_bits(job, q)));
         out.graph[k].push_back(graph);
       }
     }
@@ -601,9 +620,10 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       r.scale_groups = q.scales.size();
       r.scale_bits = job.format == Format::kLut ? q.scale_bits : 0;  // qdq and fake store float scales
       r.note = p.note;
-      r.bytes_out = payload_bytes(job.format, t, q);
+      r.bytes_out = payload_bytes(job, t, q);
 
       quantized[k].bits = q.bits;
+      quantized[k].scale_steps_bytes = scale_steps_bytes(job, q);  // before q's scales move
       quantized[k].levels = r.levels;
       quantized[k].half_levels = half_levels(t, q);
       quantized[k].codes = std::move(q.codes);

@@ -43,7 +43,7 @@ std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const Pla
     return qdq_payload_bytes(t.elements, e.bits, groups, /*zero_point=*/true);
   }
   std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
-  if (e.granularity != Granularity::kTensor) bytes += lut_scale_bytes(e.layout.scale_count(), options.scale_bits);
+  if (e.granularity != Granularity::kTensor) bytes += lut_scale_bytes(e.layout.scale_count(), options.scale_bits, /*steps_as_bytes=*/false);
   return bytes;
 }
 

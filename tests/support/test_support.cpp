@@ -336,8 +336,9 @@ std::int32_t int32_scalar(const onnx::TensorProto& t) {
   return v;
 }
 
-// Log-domain scale codes ("<name>.pq.s<bits>_<plane>") times "<name>.pq.sstride" plus
-// "<name>.pq.soffset", looked up in the table the Gather producing "<name>.pq.sv" reads.
+// Log-domain scale steps (bytes "<name>.pq.si", or codes "<name>.pq.s<bits>_<plane>" times
+// "<name>.pq.sstride") plus "<name>.pq.soffset", looked up in the table the Gather producing
+// "<name>.pq.sv" reads.
 std::optional<std::vector<float>> log_scales(const onnx::ModelProto& model, const std::string& name,
                                              std::size_t groups) {
   const onnx::NodeProto* gather = find_producer(model.graph(), name + ".pq.sv");
@@ -354,6 +355,21 @@ std::optional<std::vector<float>> log_scales(const onnx::ModelProto& model, cons
   for (float o : *octaves) {
     for (float f : *fractions) table->push_back(o * f);
   }
+  auto scales_of_steps = [&](auto step_of) -> std::optional<std::vector<float>> {
+    std::vector<float> scales(groups);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::int64_t j = int32_scalar(*offset) + static_cast<std::int64_t>(step_of(g));
+      if (!table || j < 0 || static_cast<std::size_t>(j) >= table->size()) return std::nullopt;
+      scales[g] = (*table)[static_cast<std::size_t>(j)];
+    }
+    return scales;
+  };
+  // Steps m·k stored a byte each.
+  if (const onnx::TensorProto* steps = find_constant(model.graph(), name + ".pq.si")) {
+    if (steps->data_type() != onnx::TensorProto::UINT8 || steps->raw_data().size() != groups) return std::nullopt;
+    return scales_of_steps([&](std::size_t g) { return static_cast<std::uint8_t>(steps->raw_data()[g]); });
+  }
+  // Codes k in bit planes, times the stride m.
   const onnx::TensorProto* stride_t = find_constant(model.graph(), name + ".pq.sstride");
   const std::int32_t stride = stride_t == nullptr ? 1 : int32_scalar(*stride_t);
   for (int bits = 1; bits <= 8; ++bits) {
@@ -369,13 +385,7 @@ std::optional<std::vector<float>> log_scales(const onnx::ModelProto& model, cons
       shift += widths[p];
     }
     const std::vector<std::uint8_t> codes = unpack_codes(planes, groups);
-    std::vector<float> scales(groups);
-    for (std::size_t g = 0; g < groups; ++g) {
-      const std::int64_t j = int32_scalar(*offset) + stride * static_cast<std::int64_t>(codes[g]);
-      if (!table || j < 0 || static_cast<std::size_t>(j) >= table->size()) return std::nullopt;
-      scales[g] = (*table)[static_cast<std::size_t>(j)];
-    }
-    return scales;
+    return scales_of_steps([&](std::size_t g) { return stride * static_cast<std::int64_t>(codes[g]); });
   }
   return std::nullopt;
 }

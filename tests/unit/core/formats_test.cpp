@@ -33,6 +33,7 @@
 #include "pqtool/model.hpp"
 #include "pqtool/packing.hpp"
 #include "pqtool/pipeline.hpp"
+#include "pqtool/rewrite.hpp"
 #include "test_support.hpp"
 
 namespace pqtool::test {
@@ -770,6 +771,9 @@ TEST_P(FormatSizeTest, FileIsNoLargerThanItsBitsPerWeightPromise) {
   double overhead = 0.0;
   double unquantized = 0.0;
   std::set<int> table_widths;
+  std::set<std::string> stored;  // the output's initializers
+  const Model written = load_model(out);
+  for (const auto& init : written.proto->graph().initializer()) stored.insert(init.name());
   for (const auto& t : r["tensors"]) {
     const std::string name = t["name"];
     if (t["skipped"].get<bool>()) {
@@ -788,10 +792,13 @@ TEST_P(FormatSizeTest, FileIsNoLargerThanItsBitsPerWeightPromise) {
         whole_bytes += (n * static_cast<std::uint64_t>(w) + 7) / 8;
         if (w < 8) table_widths.insert(w);
       }
-      // Scales: fp16 each, or log-domain codes packed in planes plus an int32 offset and stride.
+      // Scales: fp16 each, or log-domain codes plus an int32 offset: packed in planes with an
+      // int32 stride, or a byte each where the file stores them so ("<name>.pq.si").
       const int scale_bits = t["scale_bits"];
       std::uint64_t scale_bytes = groups * sizeof(std::uint16_t);
-      if (scale_bits > 0) {
+      if (scale_bits > 0 && stored.contains(name + ".pq.si")) {
+        scale_bytes = groups + sizeof(std::int32_t);
+      } else if (scale_bits > 0) {
         scale_bytes = 2 * sizeof(std::int32_t);
         for (int w : lut_plane_widths(scale_bits)) scale_bytes += (groups * static_cast<std::uint64_t>(w) + 7) / 8;
       }
@@ -848,6 +855,25 @@ INSTANTIATE_TEST_SUITE_P(Formats, FormatSizeTest, testing::ValuesIn(size_cases()
 
 namespace pqtool::test {
 namespace {
+
+// Log-domain scale codes are stored a byte each where m·(2^S − 1) fits a byte and the byte
+// form's payload is not larger than the planes' (0.75 bytes a group at 6 bits, plus the int32
+// stride) plus the ~450 bytes of nodes and constants the planes add: up to 1,816 groups at 6 bits
+// (g ≤ 0.75·g + 4 + 450).
+TEST(FormatScaleStepsTest, BytesWhereTheyFitAndTheSavedNodesOutweighTheWiderCodes) {
+  EXPECT_TRUE(scale_steps_as_bytes(1, 6, 1));
+  EXPECT_TRUE(scale_steps_as_bytes(1816, 6, 1));
+  EXPECT_FALSE(scale_steps_as_bytes(1820, 6, 1));
+  EXPECT_TRUE(scale_steps_as_bytes(100, 6, 4));  // 4 · 63 = 252 steps
+  EXPECT_FALSE(scale_steps_as_bytes(100, 6, 5));  // 5 · 63 = 315
+  EXPECT_TRUE(scale_steps_as_bytes(100, 8, 1));
+  EXPECT_FALSE(scale_steps_as_bytes(100, 8, 2));
+  // Payload: a byte a group plus the offset, or the planes plus the offset and the stride.
+  EXPECT_EQ(lut_scale_bytes(100, 6, true), 100u + 4u);
+  EXPECT_EQ(lut_scale_bytes(100, 6, false), 50u + 25u + 8u);
+  EXPECT_EQ(lut_scale_bytes(2000, 6, false), 1000u + 500u + 8u);
+  EXPECT_EQ(lut_scale_bytes(100, 0, false), 200u);  // fp16 scales
+}
 
 // `--bits 16` is the fp16 format: the same file byte for byte as `--format fp16`.
 TEST(FormatFp16Test, BitsSixteenWritesTheFp16File) {

@@ -13,10 +13,21 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 
 #include "pqtool/model.hpp"
 #include "pqtool/pipeline.hpp"
 #include "test_support.hpp"
+
+// Skips the test without ONNX Runtime, or fails it under PQTOOL_REQUIRE_ORT=1 (the CI setting).
+#define PQTOOL_SKIP_WITHOUT_ORT()                                       \
+  do {                                                                  \
+    std::string why_no_ort;                                             \
+    if (!ort_available(&why_no_ort)) {                                  \
+      if (std::getenv("PQTOOL_REQUIRE_ORT")) FAIL() << why_no_ort;      \
+      GTEST_SKIP() << why_no_ort;                                       \
+    }                                                                   \
+  } while (false)
 
 namespace pqtool::test {
 namespace {
@@ -100,11 +111,7 @@ class RewriteTest : public testing::TestWithParam<Case> {};
 
 TEST_P(RewriteTest, LutRunsInOrtAndMatchesFake) {
   const Case c = GetParam();
-  std::string why;
-  if (!ort_available(&why)) {
-    if (std::getenv("PQTOOL_REQUIRE_ORT")) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  PQTOOL_SKIP_WITHOUT_ORT();
   TempDir dir;
   // IR 3 for the oldest opset, so initializers are also graph inputs as that IR requires.
   ModelBuilder b(c.opset, c.opset < 9 ? 3 : 7);
@@ -230,11 +237,7 @@ class RewriteTypeTest : public testing::TestWithParam<int> {};
 
 TEST_P(RewriteTypeTest, EmbeddingKeepsItsTypeInOrt) {
   const int elem_type = GetParam();
-  std::string why;
-  if (!ort_available(&why)) {
-    if (std::getenv("PQTOOL_REQUIRE_ORT")) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  PQTOOL_SKIP_WITHOUT_ORT();
   TempDir dir;
   ModelBuilder b(13);
   b.add_input("scale", {1});
@@ -283,6 +286,52 @@ TEST_P(RewriteTypeTest, EmbeddingKeepsItsTypeInOrt) {
   const Model original = load_model(dir / "in.onnx");
   const auto ref = constant_values(*original.proto, "emb");
   EXPECT_NEAR(sqnr_db(*ref, got.at("emb").data), r.sqnr_db, kSqnrAgreementDb);
+}
+
+// Log-domain scale codes of a small weight are stored a byte each (the step m·k, Cast and Add
+// into the graph's table); a large weight's in 6-bit planes (scale_steps_as_bytes). ORT
+// materialises both forms exactly as they decode here, and the report's SQNR is theirs.
+TEST(RewriteScaleStepsTest, SmallWeightsStoreScaleStepsAsBytesLargeOnesInPlanes) {
+  PQTOOL_SKIP_WITHOUT_ORT();
+  TempDir dir;
+  ModelBuilder b(13);
+  // MatMul weights [K, N] in blocks of 32 down K: 2 · 32 = 64 groups and 64 · 32 = 2,048 groups.
+  b.add_input("a", {1, 64});
+  b.add_input("c", {1, 2048});
+  b.add_initializer("small_w", {64, 32}, random_weights(64 * 32, 51));
+  b.add_initializer("big_w", {2048, 32}, random_weights(2048 * 32, 52));
+  b.add_node("MatMul", {"a", "small_w"}, {"y"});
+  b.add_node("MatMul", {"c", "big_w"}, {"z"});
+  b.add_output("y");
+  b.add_output("z");
+  b.save(dir / "in.onnx");
+  QuantizeJob job;
+  job.input = dir / "in.onnx";
+  job.output = dir / "lut.onnx";
+  const ModelReport r = quantize_model(job);
+  ASSERT_EQ(r.params_quantized, 64u * 32u + 2048u * 32u);
+  const Model q = load_model(dir / "lut.onnx");
+  std::set<std::string> stored;
+  for (const auto& init : q.proto->graph().initializer()) stored.insert(init.name());
+  EXPECT_TRUE(stored.contains("small_w.pq.si") && !stored.contains("small_w.pq.s6_0"));
+  EXPECT_TRUE(stored.contains("big_w.pq.s6_0") && !stored.contains("big_w.pq.si"));
+  onnx::ModelProto exposed = *q.proto;
+  expose_as_outputs(exposed, {"small_w", "big_w"});
+  {
+    std::ofstream f(dir / "exposed.onnx", std::ios::binary);
+    ASSERT_TRUE(exposed.SerializeToOstream(&f));
+  }
+  const OrtTensors got = run_ort(dir / "exposed.onnx",
+                                 {{"a", {{1, 64}, random_weights(64, 53, 1.0f)}},
+                                  {"c", {{1, 2048}, random_weights(2048, 54, 1.0f)}}},
+                                 {"small_w", "big_w"});
+  const Model original = load_model(dir / "in.onnx");
+  for (const auto& t : r.tensors) {
+    const auto decoded = decode_lut_weight(*q.proto, t.name);
+    ASSERT_TRUE(decoded) << t.name;
+    EXPECT_EQ(got.at(t.name).data, *decoded) << t.name;
+    EXPECT_NEAR(sqnr_db(*constant_values(*original.proto, t.name), *decoded), t.sqnr_db, kSqnrAgreementDb) << t.name;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, RewriteTypeTest,

@@ -291,7 +291,9 @@ void run_tensor(const Weight& w, int bits, std::array<Cell, kRows.size()>& cells
         const TensorQuantization q = quantize_tensor(values, qp);
         // The bytes the lut format stores for the scales: fp16 each, or packed log-domain codes
         // plus the weight's offset and stride (the form a bits-per-weight budget writes).
-        if (!q.scales.empty()) scale_bits = 8.0 * static_cast<double>(lut_scale_bytes(q.scales.size(), q.scale_bits, false));
+        if (!q.scales.empty()) {
+          scale_bits = 8.0 * static_cast<double>(lut_scale_bytes(q.scales.size(), q.scale_bits, false));
+        }
         const TensorType level_type = q.level_precision == LevelPrecision::kFloat16 ? TensorType::kFloat16 : w.type;
         cell = from_error(q.error, code_bits + codebook_bits(bits, level_type) + scale_bits);
         if (row.kind == RowKind::kPqtoolTensor && row.pq_method == Method::kLloydMax) {

@@ -371,6 +371,9 @@ Json run_stages(const StagesOptions& o) {
         ScaledQuantization q = quantize_scaled(values, p.layout, sp);
         lap(kScaled);
         iterations[k] = q.rounds;
+        // As the pipeline stores them without a bits-per-weight budget.
+        quantized[k].scale_steps_bytes = *format == Format::kLut && !q.scale_codes.empty() &&
+                                         scale_steps_as_bytes(q.scales.size(), plan_scale_bits, q.scale_stride);
         quantized[k].levels.assign(q.codebook.levels().begin(), q.codebook.levels().end());
         quantized[k].codes = std::move(q.codes);
         quantized[k].scales = std::move(q.scales);

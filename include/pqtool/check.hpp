@@ -69,8 +69,9 @@ std::vector<std::int64_t> unpack_int4(std::span<const std::uint8_t> packed, std:
 
 /// The float32 values a model computes for the constant-derived tensor `name`: a float constant
 /// (initializer or Constant node, any graph) read directly; a pqtool lut weight decoded from its
-/// bit planes and codebook ("<name>.pq.p<k>", "<name>.pq.codebook", optional fp16
-/// "<name>.pq.scales" over the group view "<name>.pq.shape"); or any chain of Identity, Cast
+/// bit planes and codebook ("<name>.pq.p<k>", "<name>.pq.codebook", with per-group scales over
+/// the group view "<name>.pq.shape": fp16 "<name>.pq.scales", or log-domain scale codes — bytes
+/// "<name>.pq.si" or planes "<name>.pq.s<bits>_<k>" — into the graph's scale table); or any chain of Identity, Cast
 /// (rounding to float16 / bfloat16 when it narrows), Reshape, Transpose and DequantizeLinear
 /// (int8/uint8/int16/uint16/int32/int4/uint4 codes, per tensor, per axis or per block) over
 /// constants — every layout pqtool's qdq format writes. nullopt when the tensor is not computed

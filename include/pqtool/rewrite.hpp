@@ -113,7 +113,7 @@ std::string scale_steps_name(const std::string& weight);
 /// stored as one byte per group holding the step m·k, which one Add offsets into the graph's
 /// scale table, rather than as scale_bits-bit planes that are unpacked and multiplied by m: when
 /// m·(2^scale_bits − 1) fits a byte and the bytes the wider codes add are fewer than the nodes
-/// and constants the planes need (weights of up to ~1,800 groups at 6 bits, ~58 K values in
+/// and constants the planes need (at 6 bits, weights of up to ~1,820 groups, ~58 K values in
 /// blocks of 32).
 bool scale_steps_as_bytes(std::uint64_t groups, int scale_bits, int stride);
 /// Bytes the lut format stores for `groups` scales: fp16 each (scale_bits = 0), or the scale

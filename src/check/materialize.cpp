@@ -255,9 +255,9 @@ std::optional<std::vector<float>> read_log_scales(const Model& m, const GraphInd
 }
 
 // A pqtool lut weight: codes in bit planes "<name>.pq.p<k>" (planes of 4, 2, 1 or 8 bits,
-// lowest first, see packing.hpp), looked up in "<name>.pq.codebook"; with "<name>.pq.scales" the
-// group view "<name>.pq.shape" = [pre, groups, block, post] and one fp16 scale per group,
-// multiplied in float32 as the dequantization subgraph does.
+// lowest first, see packing.hpp), looked up in "<name>.pq.codebook"; with scales the group view
+// "<name>.pq.shape" = [pre, groups, block, post] and one scale per group (fp16 "<name>.pq.scales"
+// or log-domain, read_log_scales), multiplied in float32 as the dequantization subgraph does.
 std::optional<std::vector<float>> decode_lut(const Model& m, const GraphIndex& index, const std::string& name) {
   const onnx::TensorProto* codebook_t = index.constant(name + ".pq.codebook");
   const onnx::TensorProto* shape_t = index.constant(name + ".pq.shape");

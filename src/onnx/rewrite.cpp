@@ -735,7 +735,7 @@ std::string scale_plane_prefix(const std::string& weight, int scale_bits) {
 std::string scale_steps_name(const std::string& weight) { return weight + ".pq.si"; }
 
 bool scale_steps_as_bytes(std::uint64_t groups, int scale_bits, int stride) {
-  PQ_ASSERT(scale_bits > 0 && scale_bits <= kMaxBits && stride > 0);
+  PQ_ASSERT(scale_bits > 0 && scale_bits <= kMaxScaleBits && stride > 0);
   const auto largest_step = static_cast<std::uint64_t>(stride) * ((std::uint64_t{1} << scale_bits) - 1);
   if (largest_step > std::numeric_limits<std::uint8_t>::max()) return false;
   return groups <= packed_bytes(groups, scale_bits) + sizeof(std::int32_t) + kScalePlanesGraphBytes;

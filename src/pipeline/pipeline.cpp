@@ -124,7 +124,7 @@ std::uint64_t plane_graph_bytes(std::uint64_t name_bytes, int bits) {
 // Whether the job stores q's log-domain scale codes a byte each (QuantizedWeight::
 // scale_steps_bytes): where that makes the lut file smaller (scale_steps_as_bytes), except under
 // a bits-per-weight budget, which counts the payload alone, so the planes' fewer bits win.
-bool scale_steps_bytes(const QuantizeJob& job, const TensorQuantization& q) {
+bool stores_scale_steps_as_bytes(const QuantizeJob& job, const TensorQuantization& q) {
   return job.format == Format::kLut && !job.target_bpw && !q.scales.empty() && q.scale_bits > 0 &&
          scale_steps_as_bytes(q.scales.size(), q.scale_bits, q.scale_stride);
 }
@@ -132,7 +132,7 @@ bool scale_steps_bytes(const QuantizeJob& job, const TensorQuantization& q) {
 // The width of q's scale codes where the job stores them in bit planes; 0 without scale codes
 // or where they are stored a byte each.
 int scale_plane_bits(const QuantizeJob& job, const TensorQuantization& q) {
-  return q.scales.empty() || scale_steps_bytes(job, q) ? 0 : q.scale_bits;
+  return q.scales.empty() || stores_scale_steps_as_bytes(job, q) ? 0 : q.scale_bits;
 }
 
 // The estimate for a weight `name` quantized as q at `bits` by the job (log-domain scale codes,
@@ -145,8 +145,9 @@ std::uint64_t lut_graph_bytes(const QuantizeJob& job, const std::string& name, i
   if (q.scales.empty()) return bytes;
   if (q.scale_bits == 0) return bytes + kLutHalfScaleGraphBytes + 3 * n;
   const int plane_bits = scale_plane_bits(job, q);
-  return bytes + kLutLogScaleGraphBytes + 4 * n +
-         (plane_bits > 0 ? plane_graph_bytes(n, plane_bits) + kLutScaleStrideGraphBytes + n : kLutScaleStepsGraphBytes + n);
+  const std::uint64_t codes = plane_bits > 0 ? plane_graph_bytes(n, plane_bits) + kLutScaleStrideGraphBytes + n
+                                             : kLutScaleStepsGraphBytes + n;
+  return bytes + kLutLogScaleGraphBytes + 4 * n + codes;
 }
 
 ScaleKind scale_kind(const TensorPlan& p) {
@@ -178,7 +179,8 @@ std::uint64_t payload_bytes(const QuantizeJob& job, const ConstTensor& t, const 
   switch (job.format) {
     case Format::kLut:
       return lut_payload_bytes(t.elements, q.bits, half_levels(t, q) ? TensorType::kFloat16 : t.type) +
-             (q.scales.empty() ? 0 : lut_scale_bytes(q.scales.size(), q.scale_bits, scale_steps_bytes(job, q)));
+             (q.scales.empty() ? 0
+                              : lut_scale_bytes(q.scales.size(), q.scale_bits, stores_scale_steps_as_bytes(job, q)));
     case Format::kQdq: {
       const std::uint64_t groups = q.scales.empty() ? 1 : q.scales.size();
       return qdq_payload_bytes(t.elements, q.bits, groups, q.grid && q.grid->zero_point != 0);
@@ -623,7 +625,7 @@ ModelReport quantize_model(const QuantizeJob& requested, const ProgressFn& progr
       r.bytes_out = payload_bytes(job, t, q);
 
       quantized[k].bits = q.bits;
-      quantized[k].scale_steps_bytes = scale_steps_bytes(job, q);  // before q's scales move
+      quantized[k].scale_steps_bytes = stores_scale_steps_as_bytes(job, q);  // before q's scales move
       quantized[k].levels = r.levels;
       quantized[k].half_levels = half_levels(t, q);
       quantized[k].codes = std::move(q.codes);

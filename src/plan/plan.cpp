@@ -34,7 +34,7 @@ std::string consumer_summary(const ConstTensor& t) {
 }
 
 // Stored bytes of one weight at `bits` with the plan's granularity: packed codes, the codebook
-// in the weight's type (at most: a float32 weight's may come out as fp16), and fp16 scales; qdq's integers and float scales; at 16 bits, the
+// in the weight's type (at most: a float32 weight's may come out as fp16), and the scales; qdq's integers and float scales; at 16 bits, the
 // float16 copy.
 std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const PlanOptions& options) {
   if (e.bits == kFp16Bits) return t.elements * sizeof(std::uint16_t);
@@ -43,7 +43,10 @@ std::uint64_t planned_bytes(const ConstTensor& t, const TensorPlan& e, const Pla
     return qdq_payload_bytes(t.elements, e.bits, groups, /*zero_point=*/true);
   }
   std::uint64_t bytes = lut_payload_bytes(t.elements, e.bits, t.type);
-  if (e.granularity != Granularity::kTensor) bytes += lut_scale_bytes(e.layout.scale_count(), options.scale_bits, /*steps_as_bytes=*/false);
+  // Scale codes in planes, the smaller payload (a byte each is chosen only where the file shrinks).
+  if (e.granularity != Granularity::kTensor) {
+    bytes += lut_scale_bytes(e.layout.scale_count(), options.scale_bits, /*steps_as_bytes=*/false);
+  }
   return bytes;
 }
 

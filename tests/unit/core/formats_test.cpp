@@ -857,13 +857,15 @@ namespace pqtool::test {
 namespace {
 
 // Log-domain scale codes are stored a byte each where m·(2^S − 1) fits a byte and the byte
-// form's payload is not larger than the planes' (0.75 bytes a group at 6 bits, plus the int32
-// stride) plus the ~450 bytes of nodes and constants the planes add: up to 1,816 groups at 6 bits
-// (g ≤ 0.75·g + 4 + 450).
+// form's payload is not larger than the planes' (⌈g/2⌉ + ⌈g/4⌉ bytes at 6 bits, plus the int32
+// stride) plus the ~450 bytes of nodes and constants the planes add: g ≤ ⌈g/2⌉ + ⌈g/4⌉ + 454,
+// which holds up to g = 1,819 and at 1,821 (the planes' rounding), never from 1,822 on.
 TEST(FormatScaleStepsTest, BytesWhereTheyFitAndTheSavedNodesOutweighTheWiderCodes) {
   EXPECT_TRUE(scale_steps_as_bytes(1, 6, 1));
-  EXPECT_TRUE(scale_steps_as_bytes(1816, 6, 1));
-  EXPECT_FALSE(scale_steps_as_bytes(1820, 6, 1));
+  EXPECT_TRUE(scale_steps_as_bytes(1819, 6, 1));
+  EXPECT_FALSE(scale_steps_as_bytes(1820, 6, 1));  // 910 + 455 + 454 = 1,819
+  EXPECT_TRUE(scale_steps_as_bytes(1821, 6, 1));   // 911 + 456 + 454 = 1,821
+  for (std::uint64_t g : {1822, 1823, 1824, 1830, 4000, 100000}) EXPECT_FALSE(scale_steps_as_bytes(g, 6, 1)) << g;
   EXPECT_TRUE(scale_steps_as_bytes(100, 6, 4));  // 4 · 63 = 252 steps
   EXPECT_FALSE(scale_steps_as_bytes(100, 6, 5));  // 5 · 63 = 315
   EXPECT_TRUE(scale_steps_as_bytes(100, 8, 1));

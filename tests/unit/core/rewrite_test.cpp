@@ -298,8 +298,14 @@ TEST(RewriteScaleStepsTest, SmallWeightsStoreScaleStepsAsBytesLargeOnesInPlanes)
   // MatMul weights [K, N] in blocks of 32 down K: 2 · 32 = 64 groups and 64 · 32 = 2,048 groups.
   b.add_input("a", {1, 64});
   b.add_input("c", {1, 2048});
-  b.add_initializer("small_w", {64, 32}, random_weights(64 * 32, 51));
-  b.add_initializer("big_w", {2048, 32}, random_weights(2048 * 32, 52));
+  // Columns of different magnitudes (×2^(j/8)), so that even a bits-per-weight budget
+  // keeps the scales (below).
+  auto columns_apart = [](std::vector<float> w, std::size_t n) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] *= std::exp2(static_cast<float>(i % n) / 8.0f);
+    return w;
+  };
+  b.add_initializer("small_w", {64, 32}, columns_apart(random_weights(64 * 32, 51), 32));
+  b.add_initializer("big_w", {2048, 32}, columns_apart(random_weights(2048 * 32, 52), 32));
   b.add_node("MatMul", {"a", "small_w"}, {"y"});
   b.add_node("MatMul", {"c", "big_w"}, {"z"});
   b.add_output("y");
@@ -331,6 +337,17 @@ TEST(RewriteScaleStepsTest, SmallWeightsStoreScaleStepsAsBytesLargeOnesInPlanes)
     ASSERT_TRUE(decoded) << t.name;
     EXPECT_EQ(got.at(t.name).data, *decoded) << t.name;
     EXPECT_NEAR(sqnr_db(*constant_values(*original.proto, t.name), *decoded), t.sqnr_db, kSqnrAgreementDb) << t.name;
+  }
+  // A bits-per-weight budget counts the payload alone: every weight keeps the planes' fewer bits.
+  job.output = dir / "bpw.onnx";
+  job.target_bpw = 4.5;
+  const ModelReport budget = quantize_model(job);
+  const Model b_model = load_model(dir / "bpw.onnx");
+  std::set<std::string> b_stored;
+  for (const auto& init : b_model.proto->graph().initializer()) b_stored.insert(init.name());
+  for (const auto& t : budget.tensors) {
+    ASSERT_GT(t.scale_groups, 0u) << t.name << ": the budget kept no scales, so the form is not tested";
+    EXPECT_TRUE(b_stored.contains(t.name + ".pq.s6_0") && !b_stored.contains(t.name + ".pq.si")) << t.name;
   }
 }
 
